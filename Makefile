@@ -1,0 +1,100 @@
+# candor - build, test, sanitizers, format.
+#
+#   make              build/candor
+#   make test         unit tests (cmocka) and integration tests (pytest)
+#   make asan         build/asan/candor with AddressSanitizer and UBSan
+#   make test-asan    every test against the sanitizer build (what CI runs)
+#   make fmt          apply .clang-format
+#
+# V=asan selects the sanitizer variant for any target.
+
+V ?= release
+PKGS := libknot libuv
+CC ?= cc
+
+ifeq ($(V),asan)
+BUILD := build/asan
+VFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+          -fno-sanitize-recover=undefined
+else
+BUILD := build
+VFLAGS := -O2 -g
+endif
+
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+CFLAGS ?=
+CPPFLAGS := -Isrc -D_GNU_SOURCE -DCND_COMMIT=\"$(COMMIT)\" \
+            $(shell pkg-config --cflags $(PKGS))
+WFLAGS := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+          -Wno-unused-parameter -Wno-format-truncation
+ALL_CFLAGS := $(WFLAGS) $(VFLAGS) $(CFLAGS)
+LDLIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
+TEST_LDLIBS := $(shell pkg-config --libs cmocka)
+
+PLUGINS := $(shell awk '!/^\#/ && NF == 1 { print $$1 }' plugin.cfg)
+PLUGIN_SRC := $(foreach p,$(PLUGINS),$(filter-out %_test.c,$(wildcard src/plugins/$(p)/*.c)))
+LIB_SRC := $(wildcard src/util/*.c src/corefile/*.c src/core/*.c src/dns/*.c) \
+           $(PLUGIN_SRC)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/plugins.o
+MAIN_OBJ := $(BUILD)/obj/src/main.o
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c) $(wildcard src/plugins/*/*_test.c)
+UNIT_BIN := $(patsubst %.c,$(BUILD)/unit/%,$(notdir $(UNIT_SRC)))
+
+PYTHON ?= /usr/bin/python3
+
+.PHONY: all asan test test-asan unit integration fmt clean
+all: $(BUILD)/candor
+
+asan:
+	$(MAKE) V=asan all
+
+test-asan:
+	$(MAKE) V=asan test
+
+# "make Q=" shows the full commands.
+Q ?= @
+
+$(BUILD)/candor: $(LIB_OBJ) $(MAIN_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/gen/plugins.c: plugin.cfg scripts/gen-plugins
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q)scripts/gen-plugins plugin.cfg > $@
+
+$(BUILD)/obj/gen/plugins.o: $(BUILD)/gen/plugins.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Each unit test is a program of its own, linked with everything but main.
+vpath test_%.c tests/unit $(wildcard src/plugins/*)
+vpath %_test.c $(wildcard src/plugins/*)
+$(BUILD)/unit/%: %.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) $(TEST_LDLIBS)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: $(BUILD)/candor
+	CANDOR=$(abspath $(BUILD)/candor) CANDOR_VARIANT=$(V) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+test: all unit integration
+
+fmt:
+	clang-format -i $$(find src tests -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

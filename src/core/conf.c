@@ -1,0 +1,927 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core/conf.c - build a config snapshot from Corefile text.
+ *
+ * Steps, in CoreDNS's order:
+ *   1. parse the text into server blocks (corefile/), unknown directives
+ *      failing there;
+ *   2. normalise every key into zones: scheme, port, reverse zones of a
+ *      CIDR;
+ *   3. for each plugin of plugin.cfg in order, for each block that uses
+ *      it: make the instance(s) and run parse() over its tokens;
+ *   4. build each block's chain (plugins with request hooks), run init();
+ *   5. refuse a zone+port served twice, and group zones by listen address.
+ * Any error stops the load and leaves its text in the caller's buffer.
+ */
+#include "core/conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/duration.h"
+#include "util/log.h"
+
+const char cnd_default_corefile[] = ". {\n"
+                                    "    bind 127.0.0.1\n"
+                                    "    whoami\n"
+                                    "    log\n"
+                                    "    errors\n"
+                                    "}\n";
+
+
+/* ---- errors ----------------------------------------------------------- */
+
+static int conf_errf(cnd_conf_t *cf, const char *file, int line,
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+conf_errf(cnd_conf_t *cf, const char *file, int line, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(cf->err, cf->errlen, "%s:%d - Error during parsing: %s", file,
+             line, msg);
+    return -1;
+}
+
+
+int
+cnd_conf_err(cnd_conf_t *cf, const cnd_inst_t *self, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(cf->err, cf->errlen, "plugin/%s: %s:%d - Error during parsing: %s",
+             self->plugin->name, self->file, self->line, msg);
+    return -1;
+}
+
+
+/* Prefix the error a parse() wrote with "plugin/NAME: ". */
+static void
+conf_prefix_plugin(cnd_conf_t *cf, const char *name)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof(tmp), "%s", cf->err);
+    snprintf(cf->err, cf->errlen, "plugin/%s: %s", name, tmp);
+}
+
+
+/* ---- addresses -------------------------------------------------------- */
+
+const char *
+cnd_addr_str(const struct sockaddr_storage *ss, char *buf, size_t size,
+             bool with_port)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        port = ntohs(in->sin_port);
+        if (with_port) {
+            snprintf(buf, size, "%s:%u", ip, port);
+        } else {
+            snprintf(buf, size, "%s", ip);
+        }
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        port = ntohs(in6->sin6_port);
+        if (with_port) {
+            snprintf(buf, size, "[%s]:%u", ip, port);
+        } else {
+            snprintf(buf, size, "%s", ip);
+        }
+    }
+    return buf;
+}
+
+
+static bool
+conf_addr_equal(const struct sockaddr_storage *a,
+                const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) {
+        return false;
+    }
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_addr.s_addr == y->sin_addr.s_addr &&
+               x->sin_port == y->sin_port;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0 &&
+           x->sin6_port == y->sin6_port;
+}
+
+
+static void
+conf_set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET) {
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+    } else {
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    }
+}
+
+
+/* ---- keys ------------------------------------------------------------- */
+
+/* Append zone @name (text, any case, with or without the final dot) with
+ * @port to @srv. */
+static int
+conf_add_zone(cnd_conf_t *cf, cnd_server_t *srv, const cnd_token_t *key,
+              const char *name, uint16_t port, size_t *cap)
+{
+    if (srv->nzones == *cap) {
+        size_t c = *cap != 0 ? *cap * 2 : 4;
+        cnd_zone_t *z = cnd_arena_zalloc(&cf->arena, c * sizeof(*z));
+        if (z == NULL) {
+            return conf_errf(cf, key->file, key->line, "out of memory");
+        }
+        if (srv->nzones != 0) {
+            memcpy(z, srv->zones, srv->nzones * sizeof(*z));
+        }
+        srv->zones = z;
+        *cap = c;
+    }
+    knot_dname_t *dn = cnd_arena_alloc(&cf->arena, KNOT_DNAME_MAXLEN);
+    if (dn == NULL) {
+        return conf_errf(cf, key->file, key->line, "out of memory");
+    }
+    if (knot_dname_from_str(dn, name, KNOT_DNAME_MAXLEN) == NULL) {
+        return conf_errf(cf, key->file, key->line,
+                         "zone is not a valid domain name: %s", name);
+    }
+    knot_dname_to_lower(dn);
+    char text[KNOT_DNAME_TXT_MAXLEN + 1];
+    if (knot_dname_to_str(text, dn, sizeof(text)) == NULL) {
+        return conf_errf(cf, key->file, key->line,
+                         "zone is not a valid domain name: %s", name);
+    }
+    cnd_zone_t *z = &srv->zones[srv->nzones++];
+    z->dname = dn;
+    z->name = cnd_arena_strdup(&cf->arena, text);
+    z->port = port;
+    z->srv = srv;
+    z->key = key->text;
+    return z->name != NULL ? 0 : -1;
+}
+
+
+/* The reverse zones covering @host ("10.0.0.0/24", "fd00::/8"), rounded
+ * to whole octets (IPv4) or nibbles (IPv6) as CoreDNS does: a /27 makes
+ * the 32 /32 zones it covers.  Returns 0 (added), 1 (not a CIDR) or -1. */
+static int
+conf_cidr_zones(cnd_conf_t *cf, cnd_server_t *srv, const cnd_token_t *key,
+                const char *host, uint16_t port, size_t *cap)
+{
+    const char *slash = strchr(host, '/');
+    if (slash == NULL) {
+        return 1;
+    }
+    char ip[INET6_ADDRSTRLEN + 1];
+    size_t iplen = (size_t)(slash - host);
+    if (iplen >= sizeof(ip)) {
+        return 1;
+    }
+    memcpy(ip, host, iplen);
+    ip[iplen] = '\0';
+    char *end;
+    long prefix = strtol(slash + 1, &end, 10);
+    if (*end != '\0' || slash[1] == '\0') {
+        return 1;
+    }
+    uint8_t addr[16];
+    int bits, step;
+    bool v6 = strchr(ip, ':') != NULL;
+    if (inet_pton(v6 ? AF_INET6 : AF_INET, ip, addr) != 1) {
+        return 1;
+    }
+    bits = v6 ? 128 : 32;
+    step = v6 ? 4 : 8;
+    if (prefix < 0 || prefix > bits) {
+        return 1;
+    }
+    int rounded = (int)((prefix + step - 1) / step) * step;
+    unsigned long count = 1UL << (rounded - prefix);
+    /* Clear the host bits. */
+    for (int b = (int)prefix; b < bits; b++) {
+        addr[b / 8] &= (uint8_t) ~(0x80 >> (b % 8));
+    }
+    for (unsigned long i = 0; i < count; i++) {
+        /* Add i at the bit position just above the rounded prefix. */
+        uint8_t a[16];
+        memcpy(a, addr, sizeof(a));
+        unsigned long v = i;
+        for (int b = rounded - 1; b >= prefix && v != 0; b--, v >>= 1) {
+            if (v & 1) {
+                a[b / 8] |= (uint8_t)(0x80 >> (b % 8));
+            }
+        }
+        char name[128] = "";
+        size_t n = 0;
+        for (int d = rounded / step - 1; d >= 0; d--) {
+            unsigned digit;
+            if (v6) {
+                digit = (a[d / 2] >> (d % 2 == 0 ? 4 : 0)) & 0x0f;
+                n += (size_t)snprintf(name + n, sizeof(name) - n, "%x.", digit);
+            } else {
+                digit = a[d];
+                n += (size_t)snprintf(name + n, sizeof(name) - n, "%u.", digit);
+            }
+        }
+        snprintf(name + n, sizeof(name) - n, "%s",
+                 v6 ? "ip6.arpa." : "in-addr.arpa.");
+        if (conf_add_zone(cf, srv, key, name, port, cap) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+/* Normalise one key "[scheme://]zone[:port]" into zones of @srv. */
+static int
+conf_parse_key(cnd_conf_t *cf, cnd_server_t *srv, const cnd_token_t *key,
+               size_t *cap)
+{
+    const char *s = key->text;
+    const char *sep = strstr(s, "://");
+    if (sep != NULL) {
+        size_t sl = (size_t)(sep - s);
+        if (sl != 3 || strncmp(s, "dns", 3) != 0) {
+            return conf_errf(cf, key->file, key->line,
+                             "%s: candor serves dns:// only (plain DNS over "
+                             "UDP and TCP); remove the scheme or use dns://",
+                             s);
+        }
+        s = sep + 3;
+    }
+    char host[512];
+    snprintf(host, sizeof(host), "%s", s);
+    uint16_t port = cf->opts->dns_port;
+    char *colon = strrchr(host, ':');
+    if (colon != NULL && colon[1] == '\0') {
+        return conf_errf(cf, key->file, key->line,
+                         "expecting data after last colon: \"%s\"", s);
+    }
+    if (colon != NULL) {
+        char *end;
+        long p = strtol(colon + 1, &end, 10);
+        if (*end == '\0') {
+            if (p < 0 || p > 65535) {
+                return conf_errf(cf, key->file, key->line,
+                                 "invalid port %ld in \"%s\"", p, s);
+            }
+            port = (uint16_t)p;
+            *colon = '\0';
+        }
+    }
+    if (strlen(host) > 255) {
+        return conf_errf(cf, key->file, key->line,
+                         "specified zone is too long: %zu > 255", strlen(host));
+    }
+    int rc = conf_cidr_zones(cf, srv, key, host, port, cap);
+    if (rc <= 0) {
+        return rc;
+    }
+    if (host[0] == '\0') {
+        return conf_errf(cf, key->file, key->line,
+                         "zone is not a valid domain name: \"%s\"", s);
+    }
+    return conf_add_zone(cf, srv, key, host, port, cap);
+}
+
+
+/* ---- properties ------------------------------------------------------- */
+
+int
+cnd_prop_flag(cnd_conf_t *cf, cnd_disp_t *d, void *field)
+{
+    (void)cf;
+    if (cnd_disp_next_arg(d)) {
+        return cnd_disp_arg_err(d);
+    }
+    *(bool *)field = true;
+    return 0;
+}
+
+
+int
+cnd_prop_duration(cnd_conf_t *cf, cnd_disp_t *d, void *field)
+{
+    (void)cf;
+    const char *name = cnd_disp_val(d);
+    if (!cnd_disp_next_arg(d)) {
+        return cnd_disp_arg_err(d);
+    }
+    int64_t ns;
+    if (cnd_duration_parse(cnd_disp_val(d), &ns) != 0 || ns <= 0) {
+        return cnd_disp_err(d,
+                            "%s: invalid duration '%s' (a positive Go "
+                            "duration such as 5s or 1m30s)",
+                            name, cnd_disp_val(d));
+    }
+    if (cnd_disp_next_arg(d)) {
+        return cnd_disp_arg_err(d);
+    }
+    *(int64_t *)field = ns;
+    return 0;
+}
+
+
+int
+cnd_prop_uint(cnd_conf_t *cf, cnd_disp_t *d, void *field)
+{
+    (void)cf;
+    const char *name = cnd_disp_val(d);
+    if (!cnd_disp_next_arg(d)) {
+        return cnd_disp_arg_err(d);
+    }
+    const char *v = cnd_disp_val(d);
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 || n > UINT_MAX) {
+        return cnd_disp_err(d, "%s: invalid number '%s'", name, v);
+    }
+    if (cnd_disp_next_arg(d)) {
+        return cnd_disp_arg_err(d);
+    }
+    *(unsigned *)field = (unsigned)n;
+    return 0;
+}
+
+
+int
+cnd_props_block(cnd_conf_t *cf, cnd_disp_t *d, const cnd_prop_t *props,
+                void *conf)
+{
+    while (cnd_disp_next_block(d)) {
+        const char *name = cnd_disp_val(d);
+        const cnd_prop_t *p = props;
+        while (p != NULL && p->name != NULL && strcmp(p->name, name) != 0) {
+            p++;
+        }
+        if (p == NULL || p->name == NULL) {
+            return cnd_disp_err(d, "unknown property '%s'", name);
+        }
+        if (p->set(cf, d, (uint8_t *)conf + p->offset) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+/* ---- plugins ---------------------------------------------------------- */
+
+const cnd_plugin_entry_t *
+cnd_plugin_find(const char *name)
+{
+    for (const cnd_plugin_entry_t *e = cnd_plugin_table; e->name; e++) {
+        if (strcmp(e->name, name) == 0) {
+            return e;
+        }
+    }
+    return NULL;
+}
+
+
+static bool
+conf_valid_directive(const char *name)
+{
+    return cnd_plugin_find(name) != NULL;
+}
+
+
+cnd_server_t *
+cnd_conf_server(cnd_conf_t *cf)
+{
+    return cf->cur;
+}
+
+
+int
+cnd_conf_add_bind(cnd_conf_t *cf, const struct sockaddr_storage *ss)
+{
+    cnd_server_t *srv = cf->cur;
+    for (size_t i = 0; i < srv->nbinds; i++) {
+        if (conf_addr_equal(&srv->binds[i], ss)) {
+            return 0;
+        }
+    }
+    struct sockaddr_storage *b =
+        cnd_arena_alloc(&cf->arena, (srv->nbinds + 1) * sizeof(*b));
+    if (b == NULL) {
+        return -ENOMEM;
+    }
+    if (srv->nbinds != 0) {
+        memcpy(b, srv->binds, srv->nbinds * sizeof(*b));
+    }
+    b[srv->nbinds++] = *ss;
+    srv->binds = b;
+    return 0;
+}
+
+
+/* Split a directive's tokens into its lines of use: each starts with the
+ * directive's name at the start of a line, outside any block.  Writes the
+ * start index of each into @starts (at most @max); returns the count. */
+static size_t
+conf_occurrences(const cnd_cf_dir_t *dir, size_t *starts, size_t max)
+{
+    size_t n = 0;
+    int nesting = 0;
+    for (size_t i = 0; i < dir->ntokens; i++) {
+        const cnd_token_t *t = &dir->tokens[i];
+        bool line_start = i == 0 ||
+                          strcmp(t->file, dir->tokens[i - 1].file) != 0 ||
+                          t->line > dir->tokens[i - 1].line;
+        if (nesting == 0 && line_start && strcmp(t->text, dir->name) == 0) {
+            if (n < max) {
+                starts[n] = i;
+            }
+            n++;
+        }
+        if (strcmp(t->text, "{") == 0) {
+            nesting++;
+        } else if (strcmp(t->text, "}") == 0 && nesting > 0) {
+            nesting--;
+        }
+    }
+    return n;
+}
+
+
+/* Make one instance of @p in @srv over tokens [@from, @to) and parse. */
+static int
+conf_instance(cnd_conf_t *cf, cnd_server_t *srv, const cnd_plugin_t *p,
+              const cnd_cf_dir_t *dir, size_t from, size_t to,
+              cnd_inst_t ***list, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        size_t c = *cap != 0 ? *cap * 2 : 16;
+        cnd_inst_t **v = realloc(*list, c * sizeof(*v));
+        if (v == NULL) {
+            return conf_errf(cf, cf->file, 0, "out of memory");
+        }
+        *list = v;
+        *cap = c;
+    }
+    cnd_inst_t *in = cnd_arena_zalloc(&cf->arena, sizeof(*in));
+    if (in == NULL) {
+        return conf_errf(cf, cf->file, 0, "out of memory");
+    }
+    in->plugin = p;
+    in->srv = srv;
+    in->file = dir->tokens[from].file;
+    in->line = dir->tokens[from].line;
+    in->slot = UINT_MAX;
+    if (p->conf_size != 0) {
+        in->conf = cnd_arena_zalloc(&cf->arena, p->conf_size);
+        if (in->conf == NULL) {
+            return conf_errf(cf, cf->file, 0, "out of memory");
+        }
+    }
+    (*list)[(*n)++] = in;
+    if (p->parse != NULL) {
+        cnd_disp_t d;
+        cnd_disp_init(&d, dir->tokens + from, to - from, cf->err, cf->errlen);
+        cf->cur = srv;
+        int rc = p->parse(cf, &d, in->conf);
+        cf->cur = NULL;
+        if (rc != 0) {
+            conf_prefix_plugin(cf, p->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+/* Step 3: every plugin in plugin.cfg order, every block that uses it. */
+static int
+conf_setup_plugins(cnd_conf_t *cf, cnd_inst_t ***out, size_t *nout)
+{
+    cnd_inst_t **list = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+
+    for (const cnd_plugin_entry_t *e = cnd_plugin_table; e->name; e++) {
+        for (size_t s = 0; s < cf->nservers; s++) {
+            cnd_server_t *srv = &cf->servers[s];
+            const cnd_cf_dir_t *dir = NULL;
+            for (size_t i = 0; i < srv->cf->ndirs; i++) {
+                if (strcmp(srv->cf->dirs[i].name, e->name) == 0) {
+                    dir = &srv->cf->dirs[i];
+                }
+            }
+            if (dir == NULL) {
+                continue;
+            }
+            const cnd_token_t *t0 = &dir->tokens[0];
+            if (e->plugin == NULL) {
+                rc = conf_errf(cf, t0->file, t0->line,
+                               "plugin/%s: this CoreDNS plugin is not in "
+                               "candor yet; remove it from the Corefile "
+                               "(candor -plugins lists what is)",
+                               e->name);
+                goto out;
+            }
+            size_t starts[256];
+            size_t occ = conf_occurrences(dir, starts, 256);
+            if (occ > 256) {
+                rc = conf_errf(cf, t0->file, t0->line,
+                               "plugin/%s: used more than 256 times", e->name);
+                goto out;
+            }
+            if ((e->plugin->flags & CND_PLUGIN_ONCE) && occ > 1) {
+                const cnd_token_t *t = &dir->tokens[starts[1]];
+                snprintf(cf->err, cf->errlen,
+                         "plugin/%s: %s:%d - Error during parsing: this "
+                         "plugin can only be used once per Server Block",
+                         e->name, t->file, t->line);
+                rc = -1;
+                goto out;
+            }
+            if (e->plugin->flags & CND_PLUGIN_PER_LINE) {
+                for (size_t o = 0; o < occ && rc == 0; o++) {
+                    size_t to = o + 1 < occ ? starts[o + 1] : dir->ntokens;
+                    rc = conf_instance(cf, srv, e->plugin, dir, starts[o], to,
+                                       &list, &n, &cap);
+                }
+            } else {
+                rc = conf_instance(cf, srv, e->plugin, dir, 0, dir->ntokens,
+                                   &list, &n, &cap);
+            }
+            if (rc != 0) {
+                goto out;
+            }
+        }
+    }
+out:
+    /* Even on failure: every instance made gets its fini(). */
+    *out = list;
+    *nout = n;
+    return rc;
+}
+
+
+/* Step 4: chains, worker slots and init(). */
+static int
+conf_build_chains(cnd_conf_t *cf, cnd_inst_t **list, size_t n)
+{
+    cf->insts = cnd_arena_alloc(&cf->arena, (n + 1) * sizeof(*cf->insts));
+    if (cf->insts == NULL) {
+        return conf_errf(cf, cf->file, 0, "out of memory");
+    }
+    for (size_t s = 0; s < cf->nservers; s++) {
+        cnd_server_t *srv = &cf->servers[s];
+        size_t len = 0;
+        for (size_t i = 0; i < n; i++) {
+            const cnd_plugin_t *p = list[i]->plugin;
+            if (list[i]->srv == srv &&
+                (p->query != NULL || p->response != NULL)) {
+                len++;
+            }
+        }
+        srv->chain =
+            cnd_arena_zalloc(&cf->arena, (len + 1) * sizeof(*srv->chain));
+        if (srv->chain == NULL) {
+            return conf_errf(cf, cf->file, 0, "out of memory");
+        }
+    }
+    /* Instances live inside the chain arrays once they have hooks, so
+     * a request walks one contiguous array. */
+    for (size_t i = 0; i < n; i++) {
+        cnd_inst_t *in = list[i];
+        cnd_server_t *srv = in->srv;
+        const cnd_plugin_t *p = in->plugin;
+        in->wslot = (unsigned)i;
+        if (p->query != NULL || p->response != NULL) {
+            in->slot = (unsigned)srv->nchain;
+            srv->chain[srv->nchain] = *in;
+            in = &srv->chain[srv->nchain++];
+        }
+        if (p->flags & CND_PLUGIN_ANY_CLASS) {
+            srv->any_class = true;
+        }
+        cf->insts[i] = in;
+    }
+    cf->ninsts = n; /* from here the snapshot runs every fini() */
+    for (size_t i = 0; i < n; i++) {
+        cnd_inst_t *in = cf->insts[i];
+        if (in->plugin->init != NULL && in->plugin->init(cf, in) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+/* Step 5: a zone+port served twice, then listeners. */
+static int
+conf_build_listens(cnd_conf_t *cf)
+{
+    /* Duplicates: the same zone and port on overlapping addresses. */
+    for (size_t a = 0; a < cf->nservers; a++) {
+        const cnd_server_t *sa = &cf->servers[a];
+        for (size_t za = 0; za < sa->nzones; za++) {
+            for (size_t b = a; b < cf->nservers; b++) {
+                const cnd_server_t *sb = &cf->servers[b];
+                for (size_t zb = (a == b ? za + 1 : 0); zb < sb->nzones; zb++) {
+                    const cnd_zone_t *x = &sa->zones[za], *y = &sb->zones[zb];
+                    if (x->port != y->port ||
+                        !knot_dname_is_equal(x->dname, y->dname)) {
+                        continue;
+                    }
+                    bool overlap = sa->nbinds == 0 || sb->nbinds == 0;
+                    for (size_t i = 0; i < sa->nbinds && !overlap; i++) {
+                        for (size_t j = 0; j < sb->nbinds && !overlap; j++) {
+                            overlap =
+                                conf_addr_equal(&sa->binds[i], &sb->binds[j]);
+                        }
+                    }
+                    if (overlap) {
+                        const cnd_token_t *k = &sb->cf->keys[0];
+                        return conf_errf(cf, k->file, k->line,
+                                         "cannot serve dns://%s:%u - it is "
+                                         "already defined",
+                                         y->name, y->port);
+                    }
+                }
+            }
+        }
+    }
+
+    /* Every (address, port) a zone needs. */
+    size_t cap = 0;
+    for (size_t s = 0; s < cf->nservers; s++) {
+        cnd_server_t *srv = &cf->servers[s];
+        struct sockaddr_storage any;
+        memset(&any, 0, sizeof(any));
+        any.ss_family = AF_INET6; /* [::], dual-stack */
+        size_t nb = srv->nbinds != 0 ? srv->nbinds : 1;
+        for (size_t z = 0; z < srv->nzones; z++) {
+            cnd_zone_t *zone = &srv->zones[z];
+            for (size_t b = 0; b < nb; b++) {
+                struct sockaddr_storage addr =
+                    srv->nbinds != 0 ? srv->binds[b] : any;
+                conf_set_port(&addr, zone->port);
+                cnd_listen_t *l = NULL;
+                for (size_t i = 0; i < cf->nlistens; i++) {
+                    if (conf_addr_equal(&cf->listens[i].addr, &addr)) {
+                        l = &cf->listens[i];
+                    }
+                }
+                if (l == NULL) {
+                    if (cf->nlistens == cap) {
+                        size_t c = cap != 0 ? cap * 2 : 4;
+                        cnd_listen_t *v =
+                            cnd_arena_zalloc(&cf->arena, c * sizeof(*v));
+                        if (v == NULL) {
+                            return conf_errf(cf, cf->file, 0, "out of memory");
+                        }
+                        if (cf->nlistens != 0) {
+                            memcpy(v, cf->listens, cf->nlistens * sizeof(*v));
+                        }
+                        cf->listens = v;
+                        cap = c;
+                    }
+                    l = &cf->listens[cf->nlistens++];
+                    l->addr = addr;
+                    l->addrlen = addr.ss_family == AF_INET
+                                     ? sizeof(struct sockaddr_in)
+                                     : sizeof(struct sockaddr_in6);
+                    cnd_addr_str(&addr, l->name, sizeof(l->name), true);
+                    l->tcp = srv->tcp;
+                }
+                cnd_zone_t **zv =
+                    cnd_arena_alloc(&cf->arena, (l->nzones + 1) * sizeof(*zv));
+                if (zv == NULL) {
+                    return conf_errf(cf, cf->file, 0, "out of memory");
+                }
+                if (l->nzones != 0) {
+                    memcpy(zv, l->zones, l->nzones * sizeof(*zv));
+                }
+                zv[l->nzones++] = zone;
+                l->zones = zv;
+            }
+        }
+    }
+    return 0;
+}
+
+
+const cnd_zone_t *
+cnd_listen_route(const cnd_listen_t *l, const knot_dname_t *qname,
+                 uint16_t qtype)
+{
+    /* Longest suffix first: walk qname label by label towards the root
+     * and take the first suffix that is a zone.  For DS the parent side
+     * answers, so a zone equal to the whole name is only the fallback. */
+    const cnd_zone_t *fallback = NULL;
+    const knot_dname_t *suffix = qname;
+    for (;;) {
+        for (size_t i = 0; i < l->nzones; i++) {
+            if (knot_dname_is_equal(l->zones[i]->dname, suffix)) {
+                if (qtype == KNOT_RRTYPE_DS && suffix == qname &&
+                    *suffix != 0) {
+                    fallback = l->zones[i];
+                    break;
+                }
+                return l->zones[i];
+            }
+        }
+        if (*suffix == 0) {
+            break;
+        }
+        suffix = knot_wire_next_label(suffix, NULL);
+    }
+    return fallback;
+}
+
+
+/* ---- periodic jobs ---------------------------------------------------- */
+
+int
+cnd_conf_every(cnd_conf_t *cf, int64_t interval_ns, cnd_tick_fn fn, void *arg)
+{
+    cnd_ticker_t *t = cnd_arena_zalloc(&cf->arena, sizeof(*t));
+    if (t == NULL) {
+        return -ENOMEM;
+    }
+    t->interval_ms =
+        interval_ns > 1000000 ? (uint64_t)(interval_ns / 1000000) : 1;
+    t->fn = fn;
+    t->arg = arg;
+    t->next = cf->tickers;
+    cf->tickers = t;
+    return 0;
+}
+
+
+static void
+conf_tick_cb(uv_timer_t *h)
+{
+    cnd_ticker_t *t = h->data;
+    t->fn(t->arg);
+}
+
+
+void
+cnd_conf_tickers_start(cnd_conf_t *cf, uv_loop_t *loop)
+{
+    for (cnd_ticker_t *t = cf->tickers; t != NULL; t = t->next) {
+        uv_timer_init(loop, &t->timer);
+        t->timer.data = t;
+        uv_timer_start(&t->timer, conf_tick_cb, t->interval_ms, t->interval_ms);
+    }
+    cf->tickers_started = true;
+}
+
+
+static void
+conf_ticker_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+
+void
+cnd_conf_tickers_stop(cnd_conf_t *cf)
+{
+    if (!cf->tickers_started) {
+        return;
+    }
+    for (cnd_ticker_t *t = cf->tickers; t != NULL; t = t->next) {
+        uv_close((uv_handle_t *)&t->timer, conf_ticker_closed);
+    }
+    cf->tickers_started = false;
+}
+
+
+/* ---- load ------------------------------------------------------------- */
+
+void
+cnd_conf_ref(cnd_conf_t *cf)
+{
+    atomic_fetch_add(&cf->refs, 1);
+}
+
+
+void
+cnd_conf_unref(cnd_conf_t *cf)
+{
+    if (cf == NULL || atomic_fetch_sub(&cf->refs, 1) != 1) {
+        return;
+    }
+    for (size_t i = cf->ninsts; i-- > 0;) {
+        cnd_inst_t *in = cf->insts[i];
+        if (in->plugin->fini != NULL) {
+            in->plugin->fini(in);
+        }
+    }
+    cnd_arena_deinit(&cf->arena);
+    free(cf);
+}
+
+
+cnd_conf_t *
+cnd_conf_load(const cnd_opts_t *opts, const char *file, const char *text,
+              size_t len, char *err, size_t errlen)
+{
+    cnd_conf_t *cf = calloc(1, sizeof(*cf));
+    if (cf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    cnd_arena_init(&cf->arena, NULL, 0, 16384);
+    atomic_init(&cf->refs, 1);
+    cf->opts = opts;
+    cf->err = err;
+    cf->errlen = errlen;
+    cf->file = cnd_arena_strdup(&cf->arena, file);
+    cf->text = cnd_arena_strndup(&cf->arena, text, len);
+    err[0] = '\0';
+    cnd_inst_t **list = NULL;
+    size_t ninst = 0;
+
+    if (cf->file == NULL || cf->text == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (cnd_corefile_parse(&cf->arena, file, text, len, conf_valid_directive,
+                           &cf->cf, err, errlen) != 0) {
+        goto fail;
+    }
+    if (cf->cf.nblocks == 0) {
+        snprintf(err, errlen,
+                 "%s: no server blocks: add one such as \". {\" "
+                 "... \"}\" (see the README)",
+                 file);
+        goto fail;
+    }
+    cf->nservers = cf->cf.nblocks;
+    cf->servers =
+        cnd_arena_zalloc(&cf->arena, cf->nservers * sizeof(*cf->servers));
+    if (cf->servers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < cf->nservers; i++) {
+        cnd_server_t *srv = &cf->servers[i];
+        srv->conf = cf;
+        srv->index = (unsigned)i;
+        srv->cf = &cf->cf.blocks[i];
+        srv->tcp = (cnd_tcp_opts_t){
+            .read_ns = 3 * CND_NS_PER_SEC,
+            .write_ns = 5 * CND_NS_PER_SEC,
+            .idle_ns = 10 * CND_NS_PER_SEC,
+            .max_queries = -1,
+        };
+        size_t cap = 0;
+        for (size_t k = 0; k < srv->cf->nkeys; k++) {
+            if (conf_parse_key(cf, srv, &srv->cf->keys[k], &cap) != 0) {
+                goto fail;
+            }
+        }
+    }
+    if (conf_setup_plugins(cf, &list, &ninst) != 0 ||
+        conf_build_chains(cf, list, ninst) != 0 ||
+        conf_build_listens(cf) != 0) {
+        goto fail;
+    }
+    free(list);
+    cf->err = NULL;
+    cf->errlen = 0;
+    return cf;
+
+fail:
+    if (cf->ninsts == 0) {
+        /* Failed before the chains: fini() what parse() made. */
+        for (size_t i = ninst; i-- > 0;) {
+            if (list[i]->plugin->fini != NULL) {
+                list[i]->plugin->fini(list[i]);
+            }
+        }
+    }
+    free(list);
+    cnd_conf_unref(cf);
+    return NULL;
+}

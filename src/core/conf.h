@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core/conf.h - the config snapshot: server blocks, zones, listeners.
+ *
+ * Loading a Corefile builds one immutable, reference-counted snapshot:
+ * the parsed text, one cnd_server_t per server block with its chain of
+ * plugin instances in plugin.cfg order, and the listeners those blocks
+ * need, each with the zones it routes.  Workers hold a reference while
+ * they serve from it; a reload (docs/architecture.md section 6) builds a
+ * new snapshot and frees the old one when its last user lets go.
+ *
+ * Everything here is config lifetime: it lives in the snapshot's arena and
+ * is const once cnd_conf_load() returns.
+ */
+#ifndef CND_CORE_CONF_H
+#define CND_CORE_CONF_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "core/plugin.h"
+#include "corefile/corefile.h"
+#include "util/arena.h"
+
+/* Process settings from the command line: the same for every snapshot. */
+typedef struct cnd_opts_s {
+    const char *conf_file;  /* -conf, or NULL                     */
+    uint16_t dns_port;      /* -dns.port: default port of dns://  */
+    unsigned workers;       /* -workers, 0 = one per CPU          */
+    unsigned tcp_max_conns; /* -tcp.max_conns, per worker          */
+    bool quiet;             /* -quiet                             */
+} cnd_opts_t;
+
+/* One zone of a server block: a key of the block, normalised. */
+struct cnd_zone_s {
+    const char *name; /* "example.org." (lowercase, FQDN)  */
+    const knot_dname_t *dname;
+    uint16_t port;
+    cnd_server_t *srv;
+    const char *key; /* the key as written                */
+};
+
+/* TCP behaviour of a server block (the timeouts plugin sets it). */
+typedef struct cnd_tcp_opts_s {
+    int64_t read_ns;     /* a started message must arrive within  */
+    int64_t write_ns;    /* an answer must be written within      */
+    int64_t idle_ns;     /* an idle connection is closed after    */
+    int64_t max_queries; /* per connection, -1 = no limit          */
+} cnd_tcp_opts_t;
+
+/* One server block.  Keys share the one chain. */
+struct cnd_server_s {
+    cnd_conf_t *conf;
+    unsigned index;
+    const cnd_cf_block_t *cf;
+    cnd_zone_t *zones;
+    size_t nzones;
+    cnd_inst_t *chain; /* plugin.cfg order                  */
+    size_t nchain;
+    /* Listen addresses (the bind plugin); none = every address.  The
+     * port is the zone's. */
+    struct sockaddr_storage *binds;
+    size_t nbinds;
+    cnd_tcp_opts_t tcp;
+    bool any_class; /* a plugin takes any QCLASS         */
+};
+
+/* One address:port the snapshot listens on, UDP and TCP, and the zones
+ * routed there (longest match wins). */
+typedef struct cnd_listen_s {
+    struct sockaddr_storage addr; /* port set                      */
+    socklen_t addrlen;
+    char name[64]; /* "127.0.0.1:53", "[::]:53"     */
+    cnd_zone_t **zones;
+    size_t nzones;
+    cnd_tcp_opts_t tcp; /* of the first block on it      */
+} cnd_listen_t;
+
+/* A periodic job of a snapshot, on the main thread (cnd_conf_every). */
+typedef void (*cnd_tick_fn)(void *arg);
+typedef struct cnd_ticker_s cnd_ticker_t;
+struct cnd_ticker_s {
+    uv_timer_t timer;
+    uint64_t interval_ms;
+    cnd_tick_fn fn;
+    void *arg;
+    cnd_ticker_t *next;
+};
+
+struct cnd_conf_s {
+    cnd_arena_t arena;
+    atomic_int refs;
+    const cnd_opts_t *opts;
+    const char *file; /* where the text came from          */
+    const char *text; /* the Corefile text                 */
+    cnd_corefile_t cf;
+    cnd_server_t *servers;
+    size_t nservers;
+    cnd_listen_t *listens;
+    size_t nlistens;
+    cnd_inst_t **insts; /* every instance, by wslot          */
+    size_t ninsts;
+    cnd_ticker_t *tickers; /* periodic jobs (hosts reload, ...) */
+    bool tickers_started;  /* their timers are on a loop        */
+    /* During load only: the block being set up, and the error text. */
+    cnd_server_t *cur;
+    char *err;
+    size_t errlen;
+};
+
+/* The built-in Corefile used when there is neither -conf nor ./Corefile. */
+extern const char cnd_default_corefile[];
+
+/* Build a snapshot from @len bytes of @text read from @file.  Returns it
+ * with one reference, or NULL with the reason in @err: CoreDNS's message
+ * with FILE:LINE and "plugin/NAME: " when a plugin refused it.  Main
+ * thread. */
+cnd_conf_t *cnd_conf_load(const cnd_opts_t *opts, const char *file,
+                          const char *text, size_t len, char *err,
+                          size_t errlen);
+
+/* Reference counting; the last unref runs every fini() and frees it.  Any
+ * thread. */
+void cnd_conf_ref(cnd_conf_t *cf);
+void cnd_conf_unref(cnd_conf_t *cf);
+
+/* For init() hooks: report @fmt as "plugin/NAME: FILE:LINE - Error during
+ * parsing: ..." for instance @self.  Returns -1. */
+int cnd_conf_err(cnd_conf_t *cf, const cnd_inst_t *self, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Run @fn(@arg) every @interval_ns on the main thread while this snapshot
+ * serves: for work that may block, such as re-reading a file.  Called from
+ * init(); the job stops before fini().  Returns 0 or -ENOMEM. */
+int cnd_conf_every(cnd_conf_t *cf, int64_t interval_ns, cnd_tick_fn fn,
+                   void *arg);
+
+/* Start / stop the snapshot's jobs on @loop (the server, main thread).
+ * Stopping closes the timers: run the loop once more before the snapshot
+ * may be freed, so the close callbacks have run. */
+void cnd_conf_tickers_start(cnd_conf_t *cf, uv_loop_t *loop);
+void cnd_conf_tickers_stop(cnd_conf_t *cf);
+
+/* For parse() hooks: the server block being parsed. */
+cnd_server_t *cnd_conf_server(cnd_conf_t *cf);
+
+/* Add a listen address to the block being parsed (the bind plugin). */
+int cnd_conf_add_bind(cnd_conf_t *cf, const struct sockaddr_storage *ss);
+
+/* The zone of @srv's listeners that @qname falls in (longest match), or
+ * NULL: for plugins that need "the zone" of a query. */
+const cnd_zone_t *cnd_listen_route(const cnd_listen_t *l,
+                                   const knot_dname_t *qname, uint16_t qtype);
+
+/* Format @ss as "1.2.3.4:53" or "[::1]:53" (port 0: no port). */
+const char *cnd_addr_str(const struct sockaddr_storage *ss, char *buf,
+                         size_t size, bool with_port);
+
+#endif

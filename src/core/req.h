@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core/req.h - a request, its failure record, and the chain driver.
+ *
+ * A request is one client query on its way through a server block's chain
+ * (or an internal query started with cnd_req_spawn()).  It lives on one
+ * worker from receipt to release and comes from that worker's free list;
+ * everything it allocates comes from its arena, reset on release.
+ *
+ * Failures are data (docs/architecture.md section 5): a plugin that fails
+ * records the rcode, an RFC 8914 INFO-CODE and a text naming the layer and
+ * the cause with cnd_req_fail().  The driver picks the most diagnostic
+ * record (cnd_ede_priority()) and from that one record the client gets
+ * its EDE option, the errors plugin its log line, and later metrics and
+ * "candor ctl" their cause.
+ */
+#ifndef CND_CORE_REQ_H
+#define CND_CORE_REQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <libknot/libknot.h>
+#include <uv.h>
+
+#include "util/arena.h"
+
+typedef struct cnd_req_s cnd_req_t;
+typedef struct cnd_worker_s cnd_worker_t;
+typedef struct cnd_wconf_s cnd_wconf_t;
+typedef struct cnd_server_s cnd_server_t;
+typedef struct cnd_inst_s cnd_inst_t;
+typedef struct cnd_zone_s cnd_zone_t;
+
+/* What a query() hook returns.  The driver checks it is one of these. */
+typedef enum {
+    CND_NEXT = 0,  /* not mine, or my part is done: call the next plugin */
+    CND_DONE = 1,  /* r->resp holds the answer: start the way back       */
+    CND_ASYNC = 2, /* parked: I will call cnd_req_resume() exactly once */
+    CND_FAIL = 3   /* cnd_req_fail() recorded the rcode and the cause   */
+} cnd_rc_t;
+
+/* How the query came in. */
+typedef enum {
+    CND_PROTO_UDP = 0,
+    CND_PROTO_TCP,
+    CND_PROTO_INTERNAL /* cnd_req_spawn(): no client */
+} cnd_proto_t;
+
+/* No EDE code: a failure known only by its rcode. */
+#define CND_EDE_NONE 0xffff
+
+/* At most this many records per request; later ones of no higher
+ * priority are dropped. */
+#define CND_REQ_MAX_FAILS 4
+
+/* One failure (or, with note set, an informational EDE such as Stale
+ * Answer that goes out whatever the rcode).  Request lifetime. */
+typedef struct cnd_fail_s {
+    uint16_t rcode;     /* DNS rcode, extended allowed (BADVERS = 16)   */
+    uint16_t ede;       /* RFC 8914 INFO-CODE, or CND_EDE_NONE          */
+    bool note;          /* informational: attached to any answer        */
+    const char *plugin; /* layer: plugin name, or "server" for the core */
+    const char *text;   /* cause, in the request arena                  */
+} cnd_fail_t;
+
+/* Called once when a spawned request ends, on its worker, before the
+ * request is released: r->resp (may be NULL) and r->fails are valid. */
+typedef void (*cnd_spawn_cb)(cnd_req_t *r, void *arg);
+
+/* Driver states. */
+enum {
+    CND_REQ_FREE = 0, /* on the free list                     */
+    CND_REQ_RUN,      /* inside the walk down                  */
+    CND_REQ_PARKED,   /* a plugin returned ASYNC               */
+    CND_REQ_BACK,     /* the way back and the send             */
+};
+
+/* Arena bytes embedded in every request: enough for a typical query,
+ * its parsed form and a small answer without calling malloc. */
+#define CND_REQ_ARENA 6144
+
+struct cnd_req_s {
+    /* -- set by the core; plugins read them -- */
+    cnd_worker_t *worker;
+    cnd_wconf_t *wc;         /* the worker's view of the snapshot  */
+    const cnd_server_t *srv; /* the routed server block            */
+    const cnd_zone_t *zone;  /* the zone that matched              */
+    cnd_arena_t arena;       /* request lifetime                   */
+    cnd_proto_t proto;
+    struct sockaddr_storage remote; /* client (IPv4-mapped unmapped) */
+    struct sockaddr_storage local;  /* address the query came to     */
+    uint64_t start_ns;              /* receipt, monotonic                 */
+
+    /* The query: the wire as received (arena) and what the core read
+     * from it.  qname is lowercased. */
+    const uint8_t *qwire;
+    uint16_t qlen;
+    knot_pkt_t *q;             /* parsed, arena                      */
+    const knot_dname_t *qname; /* lowercased                         */
+    uint16_t qtype, qclass, id;
+    bool has_edns;     /* the client sent OPT                */
+    bool do_bit;       /* DNSSEC OK                          */
+    uint16_t udp_size; /* client's EDNS payload, 0 = none    */
+    uint16_t max_size; /* limit for the answer: 512..65535   */
+
+    /* -- the answer: a plugin sets it with cnd_req_answer() -- */
+    uint8_t *resp; /* wire, arena; NULL until answered   */
+    uint16_t resp_len;
+    bool resp_synth;         /* written by the core (bare rcode)   */
+    bool drop;               /* cnd_req_drop(): no answer at all   */
+    const char *answered_by; /* plugin that wrote resp, or NULL    */
+
+    /* -- failures -- */
+    cnd_fail_t fails[CND_REQ_MAX_FAILS];
+    uint8_t nfails;
+
+    /* -- the chain walk (driver only) -- */
+    uint8_t state;  /* CND_REQ_*                          */
+    unsigned pos;   /* chain index being called / parked  */
+    unsigned first; /* first chain index (spawned: > 0)   */
+    void **ctx;     /* per-slot plugin state              */
+    bool deadline_on;
+
+    /* -- transport (core only) -- */
+    void *conn;           /* listener or TCP connection         */
+    cnd_req_t *conn_next; /* TCP connection's list              */
+    cnd_spawn_cb spawn_cb;
+    void *spawn_arg;
+    uint8_t *out; /* finalized wire to send             */
+    uint16_t out_len;
+    uv_write_t write;  /* TCP: the answer being written      */
+    uint8_t lenbuf[2]; /* TCP: its length prefix             */
+
+    /* Everything above is zeroed when the request is taken from the
+     * pool; what follows lives as long as the pooled request. */
+    uv_timer_t deadline;    /* overall deadline while parked      */
+    cnd_req_t *next, *prev; /* worker's in-flight list / free list */
+    _Alignas(16) uint8_t arena_buf[CND_REQ_ARENA];
+};
+
+/*
+ * The failure record.
+ */
+
+/* Record a failure: @rcode for the client, RFC 8914 @ede (CND_EDE_NONE for
+ * none) and a printf text naming the cause; the layer is the plugin being
+ * run (or "server").  Returns CND_FAIL so a hook can end with
+ * "return cnd_req_fail(...)".  Worker thread. */
+cnd_rc_t cnd_req_fail(cnd_req_t *r, uint16_t rcode, uint16_t ede,
+                      const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* As cnd_req_fail() with the layer named by @plugin. */
+cnd_rc_t cnd_req_fail_as(cnd_req_t *r, const char *plugin, uint16_t rcode,
+                         uint16_t ede, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Record an informational EDE that goes out with any answer (Stale
+ * Answer, Cached Error).  Returns 0 or -ENOMEM. */
+int cnd_req_note(cnd_req_t *r, uint16_t ede, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The record that is reported (highest priority, first among equals), or
+ * NULL when there is none. */
+const cnd_fail_t *cnd_req_failure(const cnd_req_t *r);
+
+/*
+ * Answers.
+ */
+
+/* Take @len bytes of @wire as the answer (copied into the arena); its ID
+ * is set to the query's at the send.  Returns 0 or -ENOMEM. */
+int cnd_req_answer(cnd_req_t *r, const uint8_t *wire, size_t len);
+
+/* Start building an answer with libknot: a packet over the worker's
+ * scratch buffer, initialised as a response to the query (ID, question,
+ * QR, opcode, RD and CD copied, AA clear).  Put RRsets with knot_pkt_put()
+ * and finish with cnd_req_answer_pkt().  One at a time per worker. */
+knot_pkt_t *cnd_req_answer_begin(cnd_req_t *r);
+
+/* Copy the packet begun with cnd_req_answer_begin() into the request as
+ * its answer.  Returns 0, or -ENOMEM, or -ENOSPC when the answer outgrew
+ * 65535 bytes. */
+int cnd_req_answer_pkt(cnd_req_t *r, knot_pkt_t *pkt);
+
+/* Send no answer at all (CoreDNS's "return 0 without writing": erratic
+ * drop, acl drop); the hook then returns CND_DONE.  The way back is
+ * skipped. */
+void cnd_req_drop(cnd_req_t *r);
+
+/* The answer's rcode (header bits). */
+uint16_t cnd_req_rcode(const cnd_req_t *r);
+
+/*
+ * The driver.
+ */
+
+/* Resume a request parked with CND_ASYNC, with NEXT, DONE or FAIL.  On
+ * the request's worker only; exactly once; never from inside the query()
+ * call that parked it; never after cancel(). */
+void cnd_req_resume(cnd_req_t *r, cnd_rc_t rc);
+
+/* A question for an internal request. */
+typedef struct cnd_question_s {
+    const knot_dname_t *qname;
+    uint16_t qtype, qclass;
+    bool rd, cd, do_bit;
+} cnd_question_t;
+
+/* Start an internal request (no client) at the plugin after @from in its
+ * chain, e.g. cache prefetch or a serve-stale refresh.  @done runs once,
+ * on this worker, when it ends.  Returns 0 or a negative errno (no free
+ * request, bad question). */
+int cnd_req_spawn(cnd_worker_t *w, const cnd_inst_t *from,
+                  const cnd_question_t *q, cnd_spawn_cb done, void *arg);
+
+/* The plugin that request @r is parked in (NULL when not parked). */
+const cnd_inst_t *cnd_req_parked_in(const cnd_req_t *r);
+
+#endif

@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core/worker.c - one worker: its thread, loop, request pool and stop.
+ *
+ * The main thread makes a worker's sockets and starts its thread; the
+ * thread sets up its loop, its view of the snapshot (running every
+ * plugin's worker_init()), adopts the sockets and runs until stopped.
+ *
+ * Graceful stop (SIGTERM): the listening sockets close at once, so no new
+ * query comes in; requests in flight finish and are answered; idle TCP
+ * connections close; after CND_STOP_GRACE_MS whatever is still parked is
+ * cancelled (and answered SERVFAIL).  When nothing is left, worker_fini()
+ * runs and the loop ends.
+ *
+ * Requests come from a per-worker pool: a request is malloc'd once and
+ * reused, so the hot path does not allocate.
+ */
+#include "core/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/plugin.h"
+#include "util/log.h"
+
+
+uv_loop_t *
+cnd_worker_loop(cnd_worker_t *w)
+{
+    return &w->loop;
+}
+
+
+unsigned
+cnd_worker_id(const cnd_worker_t *w)
+{
+    return w->id;
+}
+
+
+uint64_t
+cnd_worker_now(const cnd_worker_t *w)
+{
+    return uv_now(&w->loop);
+}
+
+
+unsigned
+cnd_worker_inflight(const cnd_worker_t *w)
+{
+    return w->ninflight;
+}
+
+
+/* ---- request pool ----------------------------------------------------- */
+
+cnd_req_t *
+cnd__req_get(cnd_worker_t *w)
+{
+    if (w->ninflight >= CND_REQ_MAX || w->wc == NULL) {
+        return NULL;
+    }
+    cnd_req_t *r = w->free;
+    if (r != NULL) {
+        w->free = r->next;
+        w->nfree--;
+    } else {
+        r = malloc(sizeof(*r));
+        if (r == NULL) {
+            return NULL;
+        }
+        uv_timer_init(&w->loop, &r->deadline);
+        w->nreqs++;
+    }
+    memset(r, 0, offsetof(cnd_req_t, deadline));
+    r->worker = w;
+    r->wc = w->wc;
+    r->wc->inflight++;
+    r->state = CND_REQ_RUN;
+    cnd_arena_init(&r->arena, r->arena_buf, sizeof(r->arena_buf), 8192);
+    /* in-flight list, newest first */
+    r->prev = &w->inflight;
+    r->next = w->inflight.next;
+    w->inflight.next->prev = r;
+    w->inflight.next = r;
+    w->ninflight++;
+    return r;
+}
+
+
+static void
+req_free_cb(uv_handle_t *h)
+{
+    cnd_req_t *r = h->data;
+    cnd_worker_t *w = r->worker;
+    w->nreqs--;
+    free(r);
+    cnd__worker_maybe_done(w);
+}
+
+
+void
+cnd__req_release(cnd_req_t *r)
+{
+    cnd_worker_t *w = r->worker;
+    if (r->deadline_on) {
+        uv_timer_stop(&r->deadline);
+        r->deadline_on = false;
+    }
+    r->prev->next = r->next;
+    r->next->prev = r->prev;
+    w->ninflight--;
+    r->wc->inflight--;
+    cnd_arena_reset(&r->arena);
+    r->state = CND_REQ_FREE;
+    bool tcp = r->proto == CND_PROTO_TCP && r->conn != NULL;
+    if (tcp) {
+        /* Tell the connection first: it may take its next message. */
+        cnd__tcp_req_done(r);
+    }
+    if (w->nfree < CND_REQ_KEEP && !w->stopping) {
+        r->next = w->free;
+        w->free = r;
+        w->nfree++;
+    } else {
+        r->deadline.data = r;
+        uv_close((uv_handle_t *)&r->deadline, req_free_cb);
+    }
+    cnd__worker_maybe_done(w);
+}
+
+
+/* ---- snapshot view ---------------------------------------------------- */
+
+static cnd_wconf_t *
+wconf_new(cnd_worker_t *w, cnd_conf_t *conf, char *err, size_t errlen)
+{
+    cnd_wconf_t *wc = calloc(1, sizeof(*wc));
+    if (wc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    wc->pdata = calloc(conf->ninsts + 1, sizeof(void *));
+    if (wc->pdata == NULL) {
+        free(wc);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    cnd_conf_ref(conf);
+    wc->conf = conf;
+    for (size_t i = 0; i < conf->ninsts; i++) {
+        cnd_inst_t *in = conf->insts[i];
+        if (in->plugin->worker_init != NULL &&
+            in->plugin->worker_init(w, in, &wc->pdata[in->wslot]) != 0) {
+            snprintf(err, errlen,
+                     "plugin/%s: %s:%d - worker %u could not "
+                     "start",
+                     in->plugin->name, in->file, in->line, w->id);
+            /* undo the ones that started */
+            while (i-- > 0) {
+                in = conf->insts[i];
+                if (in->plugin->worker_fini != NULL) {
+                    in->plugin->worker_fini(w, in, wc->pdata[in->wslot]);
+                }
+            }
+            cnd_conf_unref(conf);
+            free(wc->pdata);
+            free(wc);
+            return NULL;
+        }
+    }
+    wc->inited = true;
+    return wc;
+}
+
+
+static void
+wconf_free(cnd_worker_t *w, cnd_wconf_t *wc)
+{
+    cnd_conf_t *conf = wc->conf;
+    for (size_t i = conf->ninsts; i-- > 0;) {
+        cnd_inst_t *in = conf->insts[i];
+        if (in->plugin->worker_fini != NULL) {
+            in->plugin->worker_fini(w, in, wc->pdata[in->wslot]);
+        }
+    }
+    cnd_conf_unref(conf);
+    free(wc->pdata);
+    free(wc);
+}
+
+
+/* ---- stop ------------------------------------------------------------- */
+
+static void
+worker_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+
+void
+cnd__worker_maybe_done(cnd_worker_t *w)
+{
+    if (!w->stopping || w->ninflight != 0 || w->nconns != 0 || w->wc == NULL) {
+        return;
+    }
+    /* Nothing in flight and no connection: end the loop. */
+    for (size_t i = 0; i < w->nlisten; i++) {
+        cnd__udp_close(&w->udp[i]);
+    }
+    wconf_free(w, w->wc);
+    w->wc = NULL;
+    while (w->free != NULL) {
+        cnd_req_t *r = w->free;
+        w->free = r->next;
+        w->nfree--;
+        r->deadline.data = r;
+        uv_close((uv_handle_t *)&r->deadline, req_free_cb);
+    }
+    uv_close((uv_handle_t *)&w->async, worker_handle_closed);
+    uv_close((uv_handle_t *)&w->prepare, worker_handle_closed);
+    uv_close((uv_handle_t *)&w->check, worker_handle_closed);
+    uv_close((uv_handle_t *)&w->stop_timer, worker_handle_closed);
+}
+
+
+/* The grace is over: cancel what is still parked, close connections. */
+static void
+worker_grace_cb(uv_timer_t *t)
+{
+    cnd_worker_t *w = t->data;
+    w->stop_grace_over = true;
+    cnd_req_t *r = w->inflight.next;
+    while (r != &w->inflight) {
+        cnd_req_t *next = r->next;
+        if (r->state == CND_REQ_PARKED) {
+            cnd__req_cancel(r, "server shutting down");
+        }
+        r = next;
+    }
+    cnd__tcp_stop(w);
+    cnd__worker_maybe_done(w);
+}
+
+
+static void
+worker_begin_stop(cnd_worker_t *w)
+{
+    if (w->stopping) {
+        return;
+    }
+    w->stopping = true;
+    for (size_t i = 0; i < w->nlisten; i++) {
+        cnd__udp_stop(&w->udp[i]);
+        cnd__tcp_close_listener(&w->tcpl[i]);
+    }
+    cnd__tcp_stop(w);
+    w->stop_timer.data = w;
+    uv_timer_start(&w->stop_timer, worker_grace_cb, CND_STOP_GRACE_MS, 0);
+    cnd__worker_maybe_done(w);
+}
+
+
+static void
+worker_async_cb(uv_async_t *h)
+{
+    cnd_worker_t *w = h->data;
+    uv_mutex_lock(&w->msg_lock);
+    unsigned msgs = w->msgs;
+    w->msgs = 0;
+    uv_mutex_unlock(&w->msg_lock);
+    if (msgs & CND_MSG_STOP) {
+        worker_begin_stop(w);
+    }
+}
+
+
+/* Before the loop sleeps and after each round of I/O: send the queued
+ * UDP answers in one sendmmsg per socket. */
+static void
+worker_prepare_cb(uv_prepare_t *h)
+{
+    cnd__udp_flush(h->data);
+}
+
+
+static void
+worker_check_cb(uv_check_t *h)
+{
+    cnd__udp_flush(h->data);
+}
+
+
+/* ---- thread ----------------------------------------------------------- */
+
+static int
+worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
+{
+    w->deadline_ms = CND_REQ_DEADLINE_MS;
+    w->inflight.next = w->inflight.prev = &w->inflight;
+    w->conns.next = w->conns.prev = &w->conns;
+    if (uv_loop_init(&w->loop) != 0) {
+        snprintf(w->start_err, sizeof(w->start_err), "uv_loop_init failed");
+        return -1;
+    }
+    uv_mutex_init(&w->msg_lock);
+    uv_async_init(&w->loop, &w->async, worker_async_cb);
+    w->async.data = w;
+    uv_prepare_init(&w->loop, &w->prepare);
+    w->prepare.data = w;
+    uv_prepare_start(&w->prepare, worker_prepare_cb);
+    uv_check_init(&w->loop, &w->check);
+    w->check.data = w;
+    uv_check_start(&w->check, worker_check_cb);
+    uv_timer_init(&w->loop, &w->stop_timer);
+
+    w->scratch = knot_pkt_new(NULL, KNOT_WIRE_MAX_PKTSIZE, NULL);
+    w->rx_buf = malloc(sizeof(*w->rx_buf) * CND_UDP_BATCH);
+    w->nlisten = conf->nlistens;
+    w->udp = calloc(w->nlisten + 1, sizeof(*w->udp));
+    w->tcpl = calloc(w->nlisten + 1, sizeof(*w->tcpl));
+    if (w->scratch == NULL || w->rx_buf == NULL || w->udp == NULL ||
+        w->tcpl == NULL) {
+        snprintf(w->start_err, sizeof(w->start_err), "out of memory");
+        return -1;
+    }
+    w->wc = wconf_new(w, conf, w->start_err, sizeof(w->start_err));
+    if (w->wc == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < w->nlisten; i++) {
+        cnd_udp_t *u = &w->udp[i];
+        u->w = w;
+        u->fd = w->socks[i].udp_fd;
+        u->wildcard = w->socks[i].wildcard;
+        u->listen = &conf->listens[i];
+        w->socks[i].udp_fd = -1;
+        w->tcpl[i].w = w;
+        w->tcpl[i].listen = &conf->listens[i];
+        int tfd = w->socks[i].tcp_fd;
+        w->socks[i].tcp_fd = -1;
+        if (cnd__udp_start(u) != 0 || cnd__tcp_start(&w->tcpl[i], tfd) != 0) {
+            snprintf(w->start_err, sizeof(w->start_err),
+                     "listen %s: cannot watch the sockets",
+                     conf->listens[i].name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+static void
+worker_main(void *arg)
+{
+    cnd_worker_t *w = arg;
+    cnd_conf_t *conf = w->start_conf;
+    w->start_conf = NULL;
+    w->start_rc = worker_setup(w, conf);
+    cnd_conf_unref(conf);
+    uv_sem_post(&w->started);
+    if (w->start_rc != 0) {
+        /* The process exits on a failed start: nothing to tidy. */
+        return;
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* Every handle is closed: the loop is empty. */
+    uv_loop_close(&w->loop);
+    knot_pkt_free(w->scratch);
+    free(w->rx_buf);
+    free(w->udp);
+    free(w->tcpl);
+    uv_mutex_destroy(&w->msg_lock);
+    if (w->on_exit != NULL) {
+        w->on_exit();
+    }
+}
+
+
+int
+cnd__worker_start(cnd_worker_t *w, cnd_conf_t *conf)
+{
+    uv_sem_init(&w->started, 0);
+    cnd_conf_ref(conf);
+    w->start_conf = conf;
+    if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+        cnd_conf_unref(conf);
+        snprintf(w->start_err, sizeof(w->start_err), "cannot start a thread");
+        return -1;
+    }
+    uv_sem_wait(&w->started);
+    uv_sem_destroy(&w->started);
+    if (w->start_rc != 0) {
+        uv_thread_join(&w->thread);
+        return -1;
+    }
+    return 0;
+}
+
+
+void
+cnd__worker_post(cnd_worker_t *w, unsigned msg)
+{
+    uv_mutex_lock(&w->msg_lock);
+    w->msgs |= msg;
+    uv_mutex_unlock(&w->msg_lock);
+    uv_async_send(&w->async);
+}
+
+
+void
+cnd__worker_join(cnd_worker_t *w)
+{
+    uv_thread_join(&w->thread);
+}

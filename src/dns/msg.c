@@ -1,0 +1,409 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dns/msg.c - thin helpers over wire-format messages.
+ *
+ * Finalizing copies records as opaque byte ranges: cutting a message at a
+ * record boundary and removing OPT never breaks a compression pointer,
+ * because pointers only point backwards and nothing points into an OPT
+ * (its owner is the root).
+ */
+#include "dns/msg.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dns/ede.h"
+
+#define WIRE_HDR  12
+#define OPT_FIXED 11 /* root owner, type, class, TTL, RDLENGTH */
+
+
+static inline uint16_t
+rd16(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+
+static inline void
+wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+
+long
+cnd_wire_skip_name(const uint8_t *wire, size_t len, size_t pos)
+{
+    size_t total = 0;
+    while (pos < len) {
+        uint8_t l = wire[pos];
+        if (l == 0) {
+            return (long)pos + 1;
+        }
+        if ((l & 0xc0) == 0xc0) {
+            return pos + 2 <= len ? (long)pos + 2 : -1;
+        }
+        if ((l & 0xc0) != 0) {
+            return -1; /* reserved label types */
+        }
+        total += (size_t)l + 1;
+        if (total > KNOT_DNAME_MAXLEN) {
+            return -1;
+        }
+        pos += (size_t)l + 1;
+    }
+    return -1;
+}
+
+
+/* Offset after record at @pos, its type in *@type; -1 if malformed. */
+static long
+wire_skip_rr(const uint8_t *wire, size_t len, size_t pos, uint16_t *type)
+{
+    long p = cnd_wire_skip_name(wire, len, pos);
+    if (p < 0 || (size_t)p + 10 > len) {
+        return -1;
+    }
+    *type = rd16(wire + p);
+    size_t rdlen = rd16(wire + p + 8);
+    if ((size_t)p + 10 + rdlen > len) {
+        return -1;
+    }
+    return p + 10 + (long)rdlen;
+}
+
+
+static size_t
+final_opt_size(const cnd_finalize_t *f, bool with_ede)
+{
+    if (!f->edns) {
+        return 0;
+    }
+    size_t n = OPT_FIXED;
+    for (size_t i = 0; with_ede && i < f->nede; i++) {
+        n += 6 + (f->ede[i].text != NULL ? strlen(f->ede[i].text) : 0);
+    }
+    return n;
+}
+
+
+size_t
+cnd_msg_final_size(size_t resp_len, const cnd_finalize_t *f)
+{
+    return resp_len + final_opt_size(f, true);
+}
+
+
+static size_t
+write_opt(uint8_t *out, const cnd_finalize_t *f, bool with_ede)
+{
+    size_t n = 0;
+    out[n++] = 0; /* root owner */
+    wr16(out + n, KNOT_RRTYPE_OPT);
+    n += 2;
+    wr16(out + n, CND_EDNS_PAYLOAD);
+    n += 2;
+    out[n++] = f->ext_rcode;
+    out[n++] = 0; /* version */
+    out[n++] = f->do_bit ? 0x80 : 0;
+    out[n++] = 0;
+    size_t rdlen_at = n;
+    n += 2;
+    for (size_t i = 0; with_ede && i < f->nede; i++) {
+        size_t tl = f->ede[i].text != NULL ? strlen(f->ede[i].text) : 0;
+        wr16(out + n, CND_EDNS_EDE);
+        wr16(out + n + 2, (uint16_t)(2 + tl));
+        wr16(out + n + 4, f->ede[i].code);
+        if (tl != 0) {
+            memcpy(out + n + 6, f->ede[i].text, tl);
+        }
+        n += 6 + tl;
+    }
+    wr16(out + rdlen_at, (uint16_t)(n - rdlen_at - 2));
+    return n;
+}
+
+
+int
+cnd_msg_finalize(const uint8_t *resp, size_t resp_len, const cnd_finalize_t *f,
+                 uint8_t *out, size_t outcap)
+{
+    if (resp_len < WIRE_HDR) {
+        return -EINVAL;
+    }
+    size_t pos = WIRE_HDR;
+    uint16_t qd = rd16(resp + 4);
+    for (uint16_t i = 0; i < qd; i++) {
+        long p = cnd_wire_skip_name(resp, resp_len, pos);
+        if (p < 0 || (size_t)p + 4 > resp_len) {
+            return -EINVAL;
+        }
+        pos = (size_t)p + 4;
+    }
+    size_t hq = pos;
+    uint16_t counts[3] = {rd16(resp + 6), rd16(resp + 8), rd16(resp + 10)};
+
+    /* Pass 1: validate and measure the records that are kept. */
+    size_t body = 0, p = hq;
+    for (int s = 0; s < 3; s++) {
+        for (uint16_t i = 0; i < counts[s]; i++) {
+            uint16_t type;
+            long e = wire_skip_rr(resp, resp_len, p, &type);
+            if (e < 0) {
+                return -EINVAL;
+            }
+            if (type != KNOT_RRTYPE_OPT) {
+                body += (size_t)e - p;
+            }
+            p = (size_t)e;
+        }
+    }
+    size_t limit = f->max_size < 512 ? 512 : f->max_size;
+    size_t full = final_opt_size(f, true), bare = final_opt_size(f, false);
+    bool with_ede = true, tc = false;
+    if (hq + body + full > limit) {
+        with_ede = false;
+        tc = f->nede > 0 && f->edns;
+    }
+    size_t opt = with_ede ? full : bare;
+    if (outcap < hq + opt || hq + opt > limit) {
+        return -ENOSPC;
+    }
+
+    /* Pass 2: copy what fits, in order, up to the first that does not. */
+    memcpy(out, resp, hq);
+    size_t o = hq;
+    uint16_t kept[3] = {0, 0, 0};
+    bool full_stop = false;
+    p = hq;
+    for (int s = 0; s < 3; s++) {
+        for (uint16_t i = 0; i < counts[s]; i++) {
+            uint16_t type;
+            long e = wire_skip_rr(resp, resp_len, p, &type);
+            size_t rl = (size_t)e - p;
+            if (type != KNOT_RRTYPE_OPT && !full_stop) {
+                if (o + rl + opt > limit || o + rl + opt > outcap) {
+                    full_stop = true;
+                    tc = true;
+                } else {
+                    memcpy(out + o, resp + p, rl);
+                    o += rl;
+                    kept[s]++;
+                }
+            }
+            p = (size_t)e;
+        }
+    }
+    wr16(out + 6, kept[0]);
+    wr16(out + 8, kept[1]);
+    wr16(out + 10, (uint16_t)(kept[2] + (f->edns ? 1 : 0)));
+    wr16(out, f->id);
+    if (tc) {
+        out[2] |= 0x02;
+    }
+    if (f->edns) {
+        o += write_opt(out + o, f, with_ede);
+    }
+    return (int)o;
+}
+
+
+int
+cnd_msg_bare_reply(const uint8_t *q, size_t qsize, uint16_t rcode, uint8_t *out,
+                   size_t outcap)
+{
+    if (qsize < WIRE_HDR || outcap < qsize) {
+        return -ENOSPC;
+    }
+    memcpy(out, q, qsize);
+    /* flags1: QR | opcode | AA | TC | RD -> keep opcode and RD */
+    out[2] = (uint8_t)(0x80 | (q[2] & 0x79));
+    /* flags2: RA | Z | AD | CD | rcode -> keep CD */
+    out[3] = (uint8_t)((q[3] & 0x10) | (rcode & 0x0f));
+    if (qsize == WIRE_HDR) {
+        wr16(out + 4, 0);
+    }
+    wr16(out + 6, 0);
+    wr16(out + 8, 0);
+    wr16(out + 10, 0);
+    return (int)qsize;
+}
+
+
+cnd_resp_type_t
+cnd_msg_typify(const uint8_t *wire, size_t len)
+{
+    if (len < WIRE_HDR) {
+        return CND_RESP_OTHERERROR;
+    }
+    uint8_t opcode = (wire[2] >> 3) & 0x0f;
+    uint8_t rcode = wire[3] & 0x0f;
+    if (opcode == KNOT_OPCODE_UPDATE) {
+        return CND_RESP_UPDATE;
+    }
+    if (opcode == KNOT_OPCODE_NOTIFY) {
+        return CND_RESP_META;
+    }
+    size_t pos = WIRE_HDR;
+    if (rd16(wire + 4) > 0) {
+        long p = cnd_wire_skip_name(wire, len, pos);
+        if (p < 0 || (size_t)p + 4 > len) {
+            return CND_RESP_OTHERERROR;
+        }
+        uint16_t qtype = rd16(wire + p);
+        if (qtype == KNOT_RRTYPE_AXFR || qtype == KNOT_RRTYPE_IXFR) {
+            return CND_RESP_META;
+        }
+        pos = (size_t)p + 4;
+        for (uint16_t i = 1; i < rd16(wire + 4); i++) {
+            p = cnd_wire_skip_name(wire, len, pos);
+            if (p < 0 || (size_t)p + 4 > len) {
+                return CND_RESP_OTHERERROR;
+            }
+            pos = (size_t)p + 4;
+        }
+    }
+    uint16_t an = rd16(wire + 6), ns = rd16(wire + 8);
+    if (an > 0 && rcode == KNOT_RCODE_NOERROR) {
+        return CND_RESP_NOERROR;
+    }
+    for (uint16_t i = 0; i < an; i++) {
+        uint16_t type;
+        long e = wire_skip_rr(wire, len, pos, &type);
+        if (e < 0) {
+            return CND_RESP_OTHERERROR;
+        }
+        pos = (size_t)e;
+    }
+    bool soa = false;
+    unsigned nsrr = 0;
+    for (uint16_t i = 0; i < ns; i++) {
+        uint16_t type;
+        long e = wire_skip_rr(wire, len, pos, &type);
+        if (e < 0) {
+            break;
+        }
+        soa |= type == KNOT_RRTYPE_SOA;
+        nsrr += type == KNOT_RRTYPE_NS;
+        pos = (size_t)e;
+    }
+    if (soa && rcode == KNOT_RCODE_NOERROR) {
+        return CND_RESP_NODATA;
+    }
+    if (rcode == KNOT_RCODE_NXDOMAIN) {
+        return CND_RESP_NXDOMAIN;
+    }
+    if (nsrr > 0 && rcode == KNOT_RCODE_NOERROR) {
+        return CND_RESP_DELEGATION;
+    }
+    if (rcode == KNOT_RCODE_NOERROR) {
+        return CND_RESP_NOERROR;
+    }
+    return CND_RESP_OTHERERROR;
+}
+
+
+static void *
+arena_mm_alloc(void *ctx, size_t len)
+{
+    return cnd_arena_alloc(ctx, len);
+}
+
+
+static void
+arena_mm_free(void *p)
+{
+    (void)p;
+}
+
+
+void
+cnd_knot_mm(knot_mm_t *mm, cnd_arena_t *a)
+{
+    mm->ctx = a;
+    mm->alloc = arena_mm_alloc;
+    mm->free = arena_mm_free;
+}
+
+
+static const char *const rcode_names[] = {
+    "NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",   "REFUSED",
+    "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE",  NULL,
+    NULL,       NULL,      NULL,       NULL,       "BADSIG",   "BADKEY",
+    "BADTIME",  "BADMODE", "BADNAME",  "BADALG",   "BADTRUNC", "BADCOOKIE",
+};
+
+
+const char *
+cnd_rcode_str(uint16_t rcode, char *buf, size_t size)
+{
+    if (rcode < sizeof(rcode_names) / sizeof(rcode_names[0]) &&
+        rcode_names[rcode] != NULL) {
+        return rcode_names[rcode];
+    }
+    snprintf(buf, size, "%u", rcode);
+    return buf;
+}
+
+
+const char *
+cnd_type_str(uint16_t type, char *buf, size_t size)
+{
+    if (knot_rrtype_to_string(type, buf, size) < 0) {
+        snprintf(buf, size, "TYPE%u", type);
+    }
+    return buf;
+}
+
+
+const char *
+cnd_class_str(uint16_t cls, char *buf, size_t size)
+{
+    switch (cls) {
+    case 1:
+        return "IN";
+    case 3:
+        return "CH";
+    case 4:
+        return "HS";
+    case 254:
+        return "NONE";
+    case 255:
+        return "ANY";
+    default:
+        snprintf(buf, size, "CLASS%u", cls);
+        return buf;
+    }
+}
+
+
+const char *
+cnd_flags_str(const uint8_t *wire, char *buf, size_t size)
+{
+    static const struct {
+        int byte;
+        uint8_t bit;
+        const char *name;
+    } flags[] = {
+        {2, 0x80, "qr"}, {2, 0x04, "aa"}, {2, 0x02, "tc"}, {2, 0x01, "rd"},
+        {3, 0x80, "ra"}, {3, 0x40, "z"},  {3, 0x20, "ad"}, {3, 0x10, "cd"},
+    };
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        if (wire[flags[i].byte] & flags[i].bit) {
+            n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? "," : "",
+                                  flags[i].name);
+            if (n >= size) {
+                break;
+            }
+        }
+    }
+    if (n == 0) {
+        snprintf(buf, size, "-");
+    }
+    return buf;
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dns/msg.h - thin helpers over wire-format messages.
+ *
+ * libknot parses and builds messages; these are the few things candor
+ * does to whole messages on the way out that libknot has no call for:
+ * walking the records of an answer to re-count and cut them, replacing
+ * the OPT with the server's own (EDE options included), truncating to the
+ * client's size with TC, and the bare replies the server writes itself.
+ * Every function bounds-checks the wire and never trusts the counts.
+ */
+#ifndef CND_DNS_MSG_H
+#define CND_DNS_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libknot/libknot.h>
+
+#include "util/arena.h"
+
+/* The UDP payload size candor advertises (DNS Flag Day 2020). */
+#define CND_EDNS_PAYLOAD 1232
+
+/* One EDE option to add. */
+typedef struct cnd_ede_out_s {
+    uint16_t code;
+    const char *text; /* UTF-8, may be NULL */
+} cnd_ede_out_t;
+
+/* How to finish an answer for the client. */
+typedef struct cnd_finalize_s {
+    uint16_t id;       /* the query's ID                         */
+    uint16_t max_size; /* the client's limit (512..65535)        */
+    bool edns;         /* the client sent OPT: add ours          */
+    bool do_bit;       /* echo DO                                */
+    uint8_t ext_rcode; /* upper 8 bits of the rcode (BADVERS: 1) */
+    const cnd_ede_out_t *ede;
+    size_t nede;
+} cnd_finalize_t;
+
+/* Skip the (possibly compressed) name at @pos of @wire.  Returns the
+ * offset after it, or -1 when it runs past @len or is malformed. */
+long cnd_wire_skip_name(const uint8_t *wire, size_t len, size_t pos);
+
+/* Bytes needed for cnd_msg_finalize() output: an upper bound. */
+size_t cnd_msg_final_size(size_t resp_len, const cnd_finalize_t *f);
+
+/* Write the answer the client gets into @out (@outcap bytes, at least
+ * cnd_msg_final_size()): @resp's header and records with any OPT removed,
+ * the ID set, the server's OPT (payload 1232, DO echoed, EDE options)
+ * when the client sent one, cut to @f->max_size at a record boundary with
+ * TC set when records were dropped; EDE options are dropped first (with
+ * TC, RFC 8914 section 3).  Returns the length, or -EINVAL when @resp is
+ * not a well-formed message. */
+int cnd_msg_finalize(const uint8_t *resp, size_t resp_len,
+                     const cnd_finalize_t *f, uint8_t *out, size_t outcap);
+
+/* CoreDNS's SetRcode reply to query @q (@qsize bytes of header and
+ * question): QR set; ID, opcode, RD, CD and the question copied; AA, RA,
+ * TC, AD clear; no records.  @rcode's low 4 bits go in the header.
+ * Returns the length (== @qsize) or -ENOSPC. */
+int cnd_msg_bare_reply(const uint8_t *q, size_t qsize, uint16_t rcode,
+                       uint8_t *out, size_t outcap);
+
+/* What kind of answer a message is (CoreDNS's response.Typify). */
+typedef enum {
+    CND_RESP_NOERROR = 0, /* NOERROR with answers                  */
+    CND_RESP_NXDOMAIN,    /* name error                             */
+    CND_RESP_NODATA,      /* NOERROR, no answer, SOA in authority   */
+    CND_RESP_DELEGATION,  /* NOERROR, no answer, NS in authority    */
+    CND_RESP_META,        /* NOTIFY, AXFR, IXFR                     */
+    CND_RESP_UPDATE,      /* UPDATE                                 */
+    CND_RESP_OTHERERROR,  /* anything else: SERVFAIL, REFUSED, ...  */
+} cnd_resp_type_t;
+
+/* Classify an answer as CoreDNS does for cache and log. */
+cnd_resp_type_t cnd_msg_typify(const uint8_t *wire, size_t len);
+
+/* A knot_mm_t that allocates from @a (free is a no-op). */
+void cnd_knot_mm(knot_mm_t *mm, cnd_arena_t *a);
+
+/* Names as CoreDNS prints them: "NOERROR", "NXDOMAIN", "BADSIG" (16),
+ * else the number; "A", "TYPE65280"; "IN", "CH", "CLASS7".  The
+ * returned string is static or written to @buf. */
+const char *cnd_rcode_str(uint16_t rcode, char *buf, size_t size);
+const char *cnd_type_str(uint16_t type, char *buf, size_t size);
+const char *cnd_class_str(uint16_t cls, char *buf, size_t size);
+
+/* Header flags in CoreDNS's log order, comma-separated: "qr,aa,rd,ra". */
+const char *cnd_flags_str(const uint8_t *wire, char *buf, size_t size);
+
+#endif
