@@ -14,6 +14,7 @@
  * Any error stops the load and leaves its text in the caller's buffer.
  */
 #include "core/conf.h"
+#include "core/zone.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -140,116 +141,47 @@ conf_set_port(struct sockaddr_storage *ss, uint16_t port)
 
 /* ---- keys ------------------------------------------------------------- */
 
-/* Append zone @name (text, any case, with or without the final dot) with
- * @port to @srv. */
+/* Where the zones of one key go (cnd_zone_expand's callback). */
+typedef struct {
+    cnd_conf_t *cf;
+    cnd_server_t *srv;
+    const cnd_token_t *key;
+    uint16_t port;
+    size_t *cap;
+} conf_key_t;
+
+
 static int
-conf_add_zone(cnd_conf_t *cf, cnd_server_t *srv, const cnd_token_t *key,
-              const char *name, uint16_t port, size_t *cap)
+conf_add_zone(void *ud, const knot_dname_t *zone)
 {
-    if (srv->nzones == *cap) {
-        size_t c = *cap != 0 ? *cap * 2 : 4;
+    conf_key_t *k = ud;
+    cnd_conf_t *cf = k->cf;
+    cnd_server_t *srv = k->srv;
+    if (srv->nzones == *k->cap) {
+        size_t c = *k->cap != 0 ? *k->cap * 2 : 4;
         cnd_zone_t *z = cnd_arena_zalloc(&cf->arena, c * sizeof(*z));
         if (z == NULL) {
-            return conf_errf(cf, key->file, key->line, "out of memory");
+            return -ENOMEM;
         }
         if (srv->nzones != 0) {
             memcpy(z, srv->zones, srv->nzones * sizeof(*z));
         }
         srv->zones = z;
-        *cap = c;
+        *k->cap = c;
     }
-    knot_dname_t *dn = cnd_arena_alloc(&cf->arena, KNOT_DNAME_MAXLEN);
-    if (dn == NULL) {
-        return conf_errf(cf, key->file, key->line, "out of memory");
-    }
-    if (knot_dname_from_str(dn, name, KNOT_DNAME_MAXLEN) == NULL) {
-        return conf_errf(cf, key->file, key->line,
-                         "zone is not a valid domain name: %s", name);
-    }
-    knot_dname_to_lower(dn);
     char text[KNOT_DNAME_TXT_MAXLEN + 1];
-    if (knot_dname_to_str(text, dn, sizeof(text)) == NULL) {
-        return conf_errf(cf, key->file, key->line,
-                         "zone is not a valid domain name: %s", name);
+    cnd_zone_t *z = &srv->zones[srv->nzones];
+    z->dname = cnd_arena_memdup(&cf->arena, zone, knot_dname_size(zone));
+    z->name = knot_dname_to_str(text, zone, sizeof(text)) != NULL
+                  ? cnd_arena_strdup(&cf->arena, text)
+                  : NULL;
+    if (z->dname == NULL || z->name == NULL) {
+        return -ENOMEM;
     }
-    cnd_zone_t *z = &srv->zones[srv->nzones++];
-    z->dname = dn;
-    z->name = cnd_arena_strdup(&cf->arena, text);
-    z->port = port;
+    z->port = k->port;
     z->srv = srv;
-    z->key = key->text;
-    return z->name != NULL ? 0 : -1;
-}
-
-
-/* The reverse zones covering @host ("10.0.0.0/24", "fd00::/8"), rounded
- * to whole octets (IPv4) or nibbles (IPv6) as CoreDNS does: a /27 makes
- * the 32 /32 zones it covers.  Returns 0 (added), 1 (not a CIDR) or -1. */
-static int
-conf_cidr_zones(cnd_conf_t *cf, cnd_server_t *srv, const cnd_token_t *key,
-                const char *host, uint16_t port, size_t *cap)
-{
-    const char *slash = strchr(host, '/');
-    if (slash == NULL) {
-        return 1;
-    }
-    char ip[INET6_ADDRSTRLEN + 1];
-    size_t iplen = (size_t)(slash - host);
-    if (iplen >= sizeof(ip)) {
-        return 1;
-    }
-    memcpy(ip, host, iplen);
-    ip[iplen] = '\0';
-    char *end;
-    long prefix = strtol(slash + 1, &end, 10);
-    if (*end != '\0' || slash[1] == '\0') {
-        return 1;
-    }
-    uint8_t addr[16];
-    int bits, step;
-    bool v6 = strchr(ip, ':') != NULL;
-    if (inet_pton(v6 ? AF_INET6 : AF_INET, ip, addr) != 1) {
-        return 1;
-    }
-    bits = v6 ? 128 : 32;
-    step = v6 ? 4 : 8;
-    if (prefix < 0 || prefix > bits) {
-        return 1;
-    }
-    int rounded = (int)((prefix + step - 1) / step) * step;
-    unsigned long count = 1UL << (rounded - prefix);
-    /* Clear the host bits. */
-    for (int b = (int)prefix; b < bits; b++) {
-        addr[b / 8] &= (uint8_t) ~(0x80 >> (b % 8));
-    }
-    for (unsigned long i = 0; i < count; i++) {
-        /* Add i at the bit position just above the rounded prefix. */
-        uint8_t a[16];
-        memcpy(a, addr, sizeof(a));
-        unsigned long v = i;
-        for (int b = rounded - 1; b >= prefix && v != 0; b--, v >>= 1) {
-            if (v & 1) {
-                a[b / 8] |= (uint8_t)(0x80 >> (b % 8));
-            }
-        }
-        char name[128] = "";
-        size_t n = 0;
-        for (int d = rounded / step - 1; d >= 0; d--) {
-            unsigned digit;
-            if (v6) {
-                digit = (a[d / 2] >> (d % 2 == 0 ? 4 : 0)) & 0x0f;
-                n += (size_t)snprintf(name + n, sizeof(name) - n, "%x.", digit);
-            } else {
-                digit = a[d];
-                n += (size_t)snprintf(name + n, sizeof(name) - n, "%u.", digit);
-            }
-        }
-        snprintf(name + n, sizeof(name) - n, "%s",
-                 v6 ? "ip6.arpa." : "in-addr.arpa.");
-        if (conf_add_zone(cf, srv, key, name, port, cap) != 0) {
-            return -1;
-        }
-    }
+    z->key = k->key->text;
+    srv->nzones++;
     return 0;
 }
 
@@ -295,15 +227,17 @@ conf_parse_key(cnd_conf_t *cf, cnd_server_t *srv, const cnd_token_t *key,
         return conf_errf(cf, key->file, key->line,
                          "specified zone is too long: %zu > 255", strlen(host));
     }
-    int rc = conf_cidr_zones(cf, srv, key, host, port, cap);
-    if (rc <= 0) {
-        return rc;
-    }
-    if (host[0] == '\0') {
+    conf_key_t k = {cf, srv, key, port, cap};
+    int rc = cnd_zone_expand(host, conf_add_zone, &k);
+    if (rc == -EINVAL) {
         return conf_errf(cf, key->file, key->line,
-                         "zone is not a valid domain name: \"%s\"", s);
+                         "zone is not a valid domain name: %s",
+                         host[0] != '\0' ? host : s);
     }
-    return conf_add_zone(cf, srv, key, host, port, cap);
+    if (rc != 0) {
+        return conf_errf(cf, key->file, key->line, "out of memory");
+    }
+    return 0;
 }
 
 
@@ -364,6 +298,22 @@ cnd_prop_uint(cnd_conf_t *cf, cnd_disp_t *d, void *field)
     }
     *(unsigned *)field = (unsigned)n;
     return 0;
+}
+
+
+long
+cnd_conf_args(cnd_conf_t *cf, cnd_disp_t *d, const char ***out)
+{
+    long save = d->cursor;
+    size_t n = cnd_disp_args(d, NULL, 0);
+    d->cursor = save;
+    *out = cnd_arena_alloc(&cf->arena, (n + 1) * sizeof(**out));
+    if (*out == NULL) {
+        return -1;
+    }
+    cnd_disp_args(d, *out, n);
+    (*out)[n] = NULL;
+    return (long)n;
 }
 
 

@@ -146,6 +146,11 @@ int cnd_conf_every(cnd_conf_t *cf, int64_t interval_ns, cnd_tick_fn fn,
 void cnd_conf_tickers_start(cnd_conf_t *cf, uv_loop_t *loop);
 void cnd_conf_tickers_stop(cnd_conf_t *cf);
 
+/* For parse() hooks: every remaining argument of the dispenser's line (up
+ * to a "{"), in a NULL-terminated array in the config arena.  Returns
+ * their number, or -1 when out of memory. */
+long cnd_conf_args(cnd_conf_t *cf, cnd_disp_t *d, const char ***out);
+
 /* For parse() hooks: the server block being parsed. */
 cnd_server_t *cnd_conf_server(cnd_conf_t *cf);
 

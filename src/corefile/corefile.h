@@ -103,8 +103,9 @@ int cnd_disp_line(const cnd_disp_t *d);
 const char *cnd_disp_file(const cnd_disp_t *d);
 
 /* Collect the remaining arguments on this line (stopping before a "{")
- * into @out, at most @max.  Returns how many there were (may be > @max:
- * the caller then reports too many arguments). */
+ * into @out, at most @max (@out may be NULL with @max 0: just count).
+ * Returns how many there were (may be > @max: the caller then reports too
+ * many arguments). */
 size_t cnd_disp_args(cnd_disp_t *d, const char **out, size_t max);
 
 /* Errors: write "FILE:LINE - Error during parsing: MSG" and return -1. */
