@@ -14,6 +14,7 @@ import threading
 import time
 
 import dns.edns
+import dns.exception
 import dns.flags
 import dns.message
 import dns.opcode
@@ -689,3 +690,28 @@ def test_tcp_garbage(candor):
     _good(s)
     assert s.query("tcp.alive.example.", "A", tcp=True).rcode() == \
         dns.rcode.NOERROR
+
+
+def test_bind_listens_only_there(candor):
+    base = free_addr().rsplit(".", 1)[0]
+    a, b, c = base + ".11", base + ".12", base + ".13"
+    port = free_port(a)
+    s = candor(""".:@PORT@ {
+    bind %s %s %s {
+        except %s
+    }
+    whoami
+}
+""" % (a, b, c, c), addr=a, port=port)
+    assert any(l == ".:%d on %s" % (port, a) for l in s.log())
+    assert any(l == ".:%d on %s" % (port, b) for l in s.log())
+    for addr in (a, b):
+        q = dns.message.make_query("bound.example.", "A")
+        assert dns.query.udp(q, addr, port=port, timeout=2).rcode() == \
+            dns.rcode.NOERROR
+    # excepted, and not bound: no answer
+    q = dns.message.make_query("bound.example.", "A")
+    with pytest.raises((dns.exception.Timeout, ConnectionRefusedError)):
+        dns.query.udp(q, c, port=port, timeout=0.5)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((c, port), timeout=1)
