@@ -198,3 +198,342 @@ def run_candor(*args, cwd=None, timeout=10, env=None):
         penv.update(env)
     return subprocess.run([CANDOR] + list(args), cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env=penv)
+
+
+# ---------------------------------------------------------------------------
+# Upstreams for forward tests: scripted fake upstreams (upstreams.py), an
+# authoritative knotd and a DNS-over-TLS unbound in front of it.  All of
+# them listen on a random 127.x.y.z address only; every process is started
+# here and stopped here by its own Popen handle (never by name).
+
+import shutil  # noqa: E402
+import ssl  # noqa: E402
+import tempfile  # noqa: E402
+
+import dns.flags  # noqa: E402
+
+from upstreams import FakeUpstream, closed_port  # noqa: E402,F401
+
+
+@pytest.fixture
+def upstream():
+    """Factory: upstream(mode, **opts) -> a started FakeUpstream (see
+    upstreams.py for the modes); all are stopped at teardown."""
+    started = []
+
+    def make(mode="answer", **opts):
+        u = FakeUpstream(mode, **opts)
+        u.start()
+        started.append(u)
+        return u
+
+    yield make
+    for u in started:
+        u.stop()
+
+
+def _which(prog):
+    return shutil.which(prog) or next(
+        (p for p in ("/usr/sbin/" + prog, "/usr/bin/" + prog, "/sbin/" + prog)
+         if os.access(p, os.X_OK)), None)
+
+
+class Daemon:
+    """A foreground process we started, its output in a file of workdir."""
+
+    def __init__(self, argv, workdir, logname):
+        self.workdir = str(workdir)
+        self.log_path = os.path.join(self.workdir, logname)
+        self._logf = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.DEVNULL,
+                                     stdout=self._logf, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def stop(self, timeout=10):
+        """SIGTERM (through our own Popen handle), then SIGKILL; the exit
+        status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        if not self._logf.closed:
+            self._logf.close()
+        return self.proc.returncode
+
+
+def _wait_answer(daemon, ask, timeout, what):
+    """Call ask() until it returns a truthy value (exceptions = not yet)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if not daemon.running():
+            raise RuntimeError("%s exited %s:\n%s" % (what, daemon.proc.returncode,
+                                                     daemon.log()[-3000:]))
+        try:
+            if ask():
+                return True
+        except Exception as e:  # not up yet
+            last = e
+        time.sleep(0.05)
+    raise RuntimeError("%s did not answer in %ss (%r):\n%s" % (
+        what, timeout, last, daemon.log()[-3000:]))
+
+
+KNOT_ZONE_NAME = "example.test."
+KNOT_BIG_COUNT = 40
+# 192.0.2.0/24, 198.51.100.0/24 and 2001:db8::/32 are documentation data in
+# the zone; nothing ever sends to them.
+KNOT_ZONE = """$ORIGIN example.test.
+$TTL 300
+@       SOA   ns1.example.test. hostmaster.example.test. 2024010101 3600 600 86400 300
+@       NS    ns1.example.test.
+@       MX    10 mail.example.test.
+@       TXT   "candor test zone"
+ns1     A     192.0.2.1
+mail    A     192.0.2.25
+www     A     192.0.2.10
+www     AAAA  2001:db8::10
+www     TXT   "hello from knotd"
+""" + "".join("big     A     198.51.100.%d\n" % (i + 1) for i in range(KNOT_BIG_COUNT))
+
+KNOT_CONF = """server:
+    listen: {addr}@{port}
+    rundir: {dir}
+    pidfile: {dir}/knot.pid
+control:
+    listen: {sock}
+database:
+    storage: {dir}/db
+log:
+  - target: stderr
+    any: info
+template:
+  - id: default
+    semantic-checks: off
+    storage: {dir}
+zone:
+  - domain: {zone}
+    file: {dir}/zone.txt
+    zonefile-sync: -1
+    journal-content: none
+"""
+
+
+class Knotd(Daemon):
+    """knotd serving one zone on addr:port (UDP and TCP)."""
+
+    def __init__(self, workdir, addr, port, zone, zone_text):
+        self.addr, self.port, self.zone = addr, port, zone
+        d = str(workdir)
+        self.zonefile = os.path.join(d, "zone.txt")
+        with open(self.zonefile, "w") as f:
+            f.write(zone_text)
+        os.makedirs(os.path.join(d, "db"), exist_ok=True)
+        sock = os.path.join(d, "knot.sock")
+        self._sockdir = None
+        if len(sock) > 100:   # sun_path holds 108 bytes
+            self._sockdir = tempfile.mkdtemp(prefix="knot-", dir="/tmp")
+            sock = os.path.join(self._sockdir, "knot.sock")
+        self.conf = os.path.join(d, "knot.conf")
+        with open(self.conf, "w") as f:
+            f.write(KNOT_CONF.format(addr=addr, port=port, dir=d, sock=sock, zone=zone))
+        super().__init__([_which("knotd"), "-c", self.conf], d, "knotd.log")
+
+    def query(self, name, rdtype="A", tcp=False, timeout=2, **kw):
+        q = dns.message.make_query(name, rdtype, **kw)
+        if tcp:
+            return dns.query.tcp(q, self.addr, port=self.port, timeout=timeout)
+        return dns.query.udp(q, self.addr, port=self.port, timeout=timeout)
+
+    def ready(self):
+        r = self.query(self.zone, "SOA", timeout=0.3)
+        return r.rcode() == 0 and bool(r.flags & dns.flags.AA) and r.answer
+
+    def stop(self, timeout=10):
+        rc = super().stop(timeout)
+        if self._sockdir:
+            shutil.rmtree(self._sockdir, ignore_errors=True)
+            self._sockdir = None
+        return rc
+
+
+def start_knotd(workdir, zone=KNOT_ZONE_NAME, zone_text=KNOT_ZONE, timeout=10):
+    """Start knotd for one zone on a random 127.x address and free port in
+    workdir (created); returns a Knotd once it answers the zone's SOA."""
+    if not _which("knotd"):
+        pytest.skip("knotd is not installed (Debian package knot)")
+    os.makedirs(str(workdir), exist_ok=True)
+    err = None
+    for _ in range(3):   # a port taken between the check and knotd's bind
+        addr = free_addr()
+        k = Knotd(workdir, addr, free_port(addr), zone, zone_text)
+        try:
+            _wait_answer(k, k.ready, timeout, "knotd")
+            return k
+        except RuntimeError as e:
+            err = e
+            k.stop()
+    raise err
+
+
+@pytest.fixture
+def knotd(tmp_path):
+    """knotd authoritative for example.test. (SOA, NS, www A 192.0.2.10,
+    www AAAA 2001:db8::10, TXT, MX, big with 40 A): .addr, .port, .zone,
+    .zonefile, .query(), .stop().  Skips when knotd is not installed."""
+    k = start_knotd(tmp_path / "knotd")
+    yield k
+    k.stop()
+
+
+DOT_NAME = "dns.candor.test"
+
+UNBOUND_CONF = """server:
+    verbosity: 1
+    num-threads: 1
+    interface: {addr}@{port}
+    tls-port: {port}
+    tls-service-key: "{dir}/server.key"
+    tls-service-pem: "{dir}/server.pem"
+    do-ip6: no
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    chroot: ""
+    username: ""
+    directory: "{dir}"
+    pidfile: "{dir}/unbound.pid"
+    use-syslog: no
+    logfile: "{dir}/unbound.log"
+    module-config: "iterator"
+    # Belt and braces for "loopback only": send from 127.0.0.1, refuse
+    # everything but the stub zone.
+    outgoing-interface: 127.0.0.1
+    local-zone: "test." nodefault
+    local-zone: "{zone}" transparent
+    local-zone: "." refuse
+stub-zone:
+    name: "{zone}"
+    stub-addr: {stub_addr}@{stub_port}
+"""
+
+
+def _openssl(workdir, *args):
+    out = subprocess.run([_which("openssl")] + list(args), cwd=str(workdir),
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError("openssl %s: %s" % (" ".join(args), out.stderr))
+
+
+def make_tls_certs(workdir, name, ip):
+    """A throw-away CA (ca.pem) and a server certificate (server.pem,
+    server.key) for DNS name `name` and IP SAN `ip`, ECDSA P-256, in
+    workdir.  Returns (ca, cert, key) paths."""
+    d = str(workdir)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl(d, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", "2", "-subj", "/CN=candor throw-away test CA",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _openssl(d, "req", "-new", *ec, "-keyout", "server.key", "-out", "server.csr",
+             "-subj", "/CN=" + name)
+    with open(os.path.join(d, "server.ext"), "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth\n"
+                "subjectAltName=DNS:%s,IP:%s\n"
+                "subjectKeyIdentifier=hash\n"
+                "authorityKeyIdentifier=keyid\n" % (name, ip))
+    _openssl(d, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem",
+             "-CAkey", "ca.key", "-set_serial", "0x%016x" % random.getrandbits(63),
+             "-days", "2", "-extfile", "server.ext", "-out", "server.pem")
+    return tuple(os.path.join(d, n) for n in ("ca.pem", "server.pem", "server.key"))
+
+
+class Unbound(Daemon):
+    """unbound serving DNS over TLS on addr:port, stub to an authority."""
+
+    def __init__(self, workdir, addr, port, name, ca, stub_addr, stub_port, zone):
+        self.addr, self.port, self.name, self.ca = addr, port, name, ca
+        self.zone = zone
+        d = str(workdir)
+        self.cert = os.path.join(d, "server.pem")
+        self.key = os.path.join(d, "server.key")
+        self.conf = os.path.join(d, "unbound.conf")
+        with open(self.conf, "w") as f:
+            f.write(UNBOUND_CONF.format(addr=addr, port=port, dir=d, zone=zone,
+                                        stub_addr=stub_addr, stub_port=stub_port))
+        super().__init__([_which("unbound"), "-d", "-c", self.conf], d, "unbound.out")
+
+    def log(self):
+        text = super().log()
+        try:
+            with open(os.path.join(self.workdir, "unbound.log"), errors="replace") as f:
+                text += f.read()
+        except OSError:
+            pass
+        return text
+
+    def ssl_context(self, ca=None):
+        """A client context trusting only our CA (or `ca`)."""
+        return ssl.create_default_context(cafile=ca or self.ca)
+
+    def query(self, name, rdtype="A", server_hostname=None, ca=None, timeout=2, **kw):
+        """One query over TLS, verifying the certificate for
+        server_hostname (default .name) against .ca."""
+        q = dns.message.make_query(name, rdtype, **kw)
+        return dns.query.tls(q, self.addr, port=self.port, timeout=timeout,
+                             ssl_context=self.ssl_context(ca),
+                             server_hostname=server_hostname or self.name)
+
+    def ready(self):
+        r = self.query("www." + self.zone, "A", timeout=1)
+        return r.rcode() == 0 and r.answer
+
+
+def start_dot(workdir, stub_addr, stub_port, zone=KNOT_ZONE_NAME, name=DOT_NAME,
+              timeout=15):
+    """Certificates plus unbound serving DoT on a random 127.x address and
+    free port, stub zone `zone` at stub_addr@stub_port; returns an Unbound
+    once it answers www.<zone> over verified TLS."""
+    if not _which("unbound"):
+        pytest.skip("unbound is not installed (Debian package unbound)")
+    if not _which("openssl"):
+        pytest.skip("openssl is not installed (Debian package openssl)")
+    err = None
+    for attempt in range(3):
+        d = os.path.join(str(workdir), "try%d" % attempt)
+        os.makedirs(d, exist_ok=True)
+        addr = free_addr()
+        ca, _, _ = make_tls_certs(d, name, addr)
+        u = Unbound(d, addr, free_port(addr), name, ca, stub_addr, stub_port, zone)
+        try:
+            _wait_answer(u, u.ready, timeout, "unbound")
+            return u
+        except RuntimeError as e:
+            err = e
+            u.stop()
+    raise err
+
+
+@pytest.fixture
+def dot(tmp_path, knotd):
+    """A DNS-over-TLS endpoint (unbound) for example.test. via the knotd
+    fixture: .addr, .port, .ca (CA pem path), .name ("dns.candor.test"),
+    .cert, .key, .query(), .ssl_context(), .stop().  Skips when unbound or
+    openssl is missing."""
+    u = start_dot(tmp_path / "dot", knotd.addr, knotd.port)
+    yield u
+    u.stop()
