@@ -9,7 +9,7 @@
 # V=asan selects the sanitizer variant for any target.
 
 V ?= release
-PKGS := libknot libuv
+PKGS := libknot libuv gnutls
 CC ?= cc
 
 ifeq ($(V),asan)

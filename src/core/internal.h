@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "core/conf.h"
+#include "core/metrics.h"
 #include "core/req.h"
 #include "core/worker.h"
 
@@ -145,7 +146,8 @@ struct cnd_worker_s {
     uv_sem_t started; /* posted once start-up is done        */
 
     /* Counters (read by ctl and metrics). */
-    uint64_t dropped; /* queries dropped: malformed, overload */
+    uint64_t dropped;      /* queries dropped: malformed, overload */
+    cnd_mstore_t *metrics; /* this worker's series                */
 };
 
 /* worker.c: start the thread of @w on @conf, using w->socks; wait until

@@ -38,6 +38,19 @@
 static void req_walk(cnd_req_t *r);
 static void req_finish(cnd_req_t *r);
 
+static const char *const req_fail_labels[] = {"plugin", "code", "upstream",
+                                              NULL};
+/* Every error answer with its cause: the layer, the EDE code ("" when it
+ * had none) and the upstream it concerns ("" when none). */
+static const cnd_mfamily_t req_m_failures = {
+    "candor_failures_total",
+    "Queries answered with an error, by the layer that failed, the "
+    "Extended DNS Error code and the upstream.",
+    CND_METRIC_COUNTER,
+    req_fail_labels,
+    NULL,
+    0};
+
 
 /* ---- failure records -------------------------------------------------- */
 
@@ -54,7 +67,7 @@ req_layer(const cnd_req_t *r)
 
 static int
 req_add_record(cnd_req_t *r, const char *plugin, uint16_t rcode, uint16_t ede,
-               bool note, const char *fmt, va_list ap)
+               bool note, const char *upstream, const char *fmt, va_list ap)
 {
     char text[REQ_EDE_TEXT_MAX + 1];
     vsnprintf(text, sizeof(text), fmt, ap);
@@ -85,6 +98,7 @@ req_add_record(cnd_req_t *r, const char *plugin, uint16_t rcode, uint16_t ede,
     f->ede = ede;
     f->note = note;
     f->plugin = plugin;
+    f->upstream = upstream;
     r->nfails++;
     return 0;
 }
@@ -95,7 +109,19 @@ cnd_req_fail(cnd_req_t *r, uint16_t rcode, uint16_t ede, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    req_add_record(r, req_layer(r), rcode, ede, false, fmt, ap);
+    req_add_record(r, req_layer(r), rcode, ede, false, NULL, fmt, ap);
+    va_end(ap);
+    return CND_FAIL;
+}
+
+
+cnd_rc_t
+cnd_req_fail_at(cnd_req_t *r, const char *upstream, uint16_t rcode,
+                uint16_t ede, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    req_add_record(r, req_layer(r), rcode, ede, false, upstream, fmt, ap);
     va_end(ap);
     return CND_FAIL;
 }
@@ -107,7 +133,7 @@ cnd_req_fail_as(cnd_req_t *r, const char *plugin, uint16_t rcode, uint16_t ede,
 {
     va_list ap;
     va_start(ap, fmt);
-    req_add_record(r, plugin, rcode, ede, false, fmt, ap);
+    req_add_record(r, plugin, rcode, ede, false, NULL, fmt, ap);
     va_end(ap);
     return CND_FAIL;
 }
@@ -118,7 +144,7 @@ cnd_req_note(cnd_req_t *r, uint16_t ede, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = req_add_record(r, req_layer(r), 0, ede, true, fmt, ap);
+    int rc = req_add_record(r, req_layer(r), 0, ede, true, NULL, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -234,7 +260,7 @@ req_reject(cnd_req_t *r, uint16_t rcode, uint16_t ede, bool question,
 {
     va_list ap;
     va_start(ap, fmt);
-    req_add_record(r, "server", rcode, ede, false, fmt, ap);
+    req_add_record(r, "server", rcode, ede, false, NULL, fmt, ap);
     va_end(ap);
     if (!question) {
         r->q = NULL;
@@ -597,6 +623,30 @@ req_finalize(cnd_req_t *r)
 }
 
 
+/* candor_failures_total: off the fast path, an error answer only. */
+static void
+req_count_failure(cnd_req_t *r)
+{
+    const cnd_fail_t *f = cnd_req_failure(r);
+    uint16_t rcode = cnd_req_rcode(r);
+    if (f == NULL || r->worker->metrics == NULL ||
+        r->proto == CND_PROTO_INTERNAL || rcode == KNOT_RCODE_NOERROR ||
+        rcode == KNOT_RCODE_NXDOMAIN) {
+        return;
+    }
+    char code[8] = "";
+    if (f->ede != CND_EDE_NONE) {
+        snprintf(code, sizeof(code), "%u", f->ede);
+    }
+    cnd_series_t *s =
+        cnd_metric_series(r->worker->metrics, &req_m_failures, f->plugin, code,
+                          f->upstream != NULL ? f->upstream : "", NULL);
+    if (s != NULL) {
+        cnd_counter_add(s, 1);
+    }
+}
+
+
 static void
 req_finish(cnd_req_t *r)
 {
@@ -623,6 +673,7 @@ req_finish(cnd_req_t *r)
             }
         }
     }
+    req_count_failure(r);
     if (r->resp != NULL && req_finalize(r) != 0) {
         /* A plugin's answer that does not parse as a message: say so
          * rather than send it. */

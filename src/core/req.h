@@ -58,11 +58,12 @@ typedef enum {
 /* One failure (or, with note set, an informational EDE such as Stale
  * Answer that goes out whatever the rcode).  Request lifetime. */
 typedef struct cnd_fail_s {
-    uint16_t rcode;     /* DNS rcode, extended allowed (BADVERS = 16)   */
-    uint16_t ede;       /* RFC 8914 INFO-CODE, or CND_EDE_NONE          */
-    bool note;          /* informational: attached to any answer        */
-    const char *plugin; /* layer: plugin name, or "server" for the core */
-    const char *text;   /* cause, in the request arena                  */
+    uint16_t rcode;       /* DNS rcode, extended allowed (BADVERS = 16)   */
+    uint16_t ede;         /* RFC 8914 INFO-CODE, or CND_EDE_NONE          */
+    bool note;            /* informational: attached to any answer        */
+    const char *plugin;   /* layer: plugin name, or "server" for the core */
+    const char *text;     /* cause, in the request arena                  */
+    const char *upstream; /* the upstream it concerns, or NULL          */
 } cnd_fail_t;
 
 /* Called once when a spawned request ends, on its worker, before the
@@ -151,6 +152,12 @@ struct cnd_req_s {
 cnd_rc_t cnd_req_fail(cnd_req_t *r, uint16_t rcode, uint16_t ede,
                       const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* As cnd_req_fail(), naming the upstream the failure concerns (for
+ * metrics by upstream).  @upstream must outlive the request. */
+cnd_rc_t cnd_req_fail_at(cnd_req_t *r, const char *upstream, uint16_t rcode,
+                         uint16_t ede, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* As cnd_req_fail() with the layer named by @plugin. */
 cnd_rc_t cnd_req_fail_as(cnd_req_t *r, const char *plugin, uint16_t rcode,

@@ -364,6 +364,7 @@ out:
     if (s.workers != NULL) {
         for (unsigned i = 0; i < s.nworkers; i++) {
             free(s.workers[i].socks);
+            cnd_mstore_free(s.workers[i].metrics); /* off the list too */
         }
         free(s.workers);
     }

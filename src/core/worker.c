@@ -48,6 +48,13 @@ cnd_worker_now(const cnd_worker_t *w)
 }
 
 
+cnd_mstore_t *
+cnd_worker_metrics(cnd_worker_t *w)
+{
+    return w->metrics;
+}
+
+
 unsigned
 cnd_worker_inflight(const cnd_worker_t *w)
 {
@@ -320,6 +327,11 @@ worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
 
     w->scratch = knot_pkt_new(NULL, KNOT_WIRE_MAX_PKTSIZE, NULL);
     w->rx_buf = malloc(sizeof(*w->rx_buf) * CND_UDP_BATCH);
+    w->metrics = cnd_mstore_new();
+    if (w->metrics == NULL || cnd_metrics_add_store(w->metrics) != 0) {
+        snprintf(w->start_err, sizeof(w->start_err), "out of memory");
+        return -1;
+    }
     w->nlisten = conf->nlistens;
     w->udp = calloc(w->nlisten + 1, sizeof(*w->udp));
     w->tcpl = calloc(w->nlisten + 1, sizeof(*w->tcpl));
@@ -375,6 +387,8 @@ worker_main(void *arg)
     free(w->udp);
     free(w->tcpl);
     uv_mutex_destroy(&w->msg_lock);
+    /* Counters outlive the loop: a scrape may still run.  The store is
+     * freed (and taken off the list) with the process. */
     if (w->on_exit != NULL) {
         w->on_exit();
     }

@@ -25,6 +25,10 @@ unsigned cnd_worker_id(const cnd_worker_t *w);
 /* Milliseconds of the loop's clock, cached once per loop turn. */
 uint64_t cnd_worker_now(const cnd_worker_t *w);
 
+/* The worker's metrics store (core/metrics.h): series looked up here
+ * are counted without locks on this worker. */
+struct cnd_mstore_s *cnd_worker_metrics(cnd_worker_t *w);
+
 /* Requests of this worker that are in flight now. */
 unsigned cnd_worker_inflight(const cnd_worker_t *w);
 

@@ -156,8 +156,8 @@ static const conf_case_t cases[] = {
      "is already defined"},
     {"unknown directive", ". {\n whoami\n frobnicate\n}", NULL,
      "Corefile:3 - Error during parsing: Unknown directive 'frobnicate'"},
-    {"CoreDNS plugin not built", ". {\n forward . 127.0.0.1\n}", NULL,
-     "Corefile:2 - Error during parsing: plugin/forward: this CoreDNS "
+    {"CoreDNS plugin not built", ". {\n route53 example.org.:Z1\n}", NULL,
+     "Corefile:2 - Error during parsing: plugin/route53: this CoreDNS "
      "plugin is not in candor yet; remove it from the Corefile (candor "
      "-plugins lists what is)"},
     {"errors twice", ". {\n errors\n whoami\n errors\n}", NULL,

@@ -1,0 +1,999 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plugins/forward/net.c - tries: a query to one upstream over UDP, TCP or
+ * TLS.
+ *
+ * UDP: every try has a socket of its own, connected to the upstream, so
+ * the kernel picks a random source port and drops datagrams from anyone
+ * else; a reply must also carry the try's random ID, else it is dropped
+ * and counted.  An ICMP error (port unreachable) arrives as ECONNREFUSED
+ * on the connected socket: the try fails at once instead of timing out.
+ *
+ * TCP and TLS: connections are kept per upstream on each worker and reused
+ * while idle for less than `expire` (and younger than `max_age`); one
+ * query at a time on a connection.  A reused connection that the upstream
+ * closed before answering is replaced once, transparently (CoreDNS's
+ * ErrCachedClosed).  TLS is GnuTLS over the libuv stream: GnuTLS pulls
+ * ciphertext from a buffer the read callback fills and pushes through
+ * uv_write; the certificate and the name are verified in the handshake.
+ *
+ * Each try has a timer: first the RTO (reported as FWD_SOFT, the try goes
+ * on), then the try's limit (FWD_TIMEOUT).  libuv handles live in pooled
+ * objects of the worker, never in request memory, because they must
+ * outlive their close callbacks.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/x509.h>
+
+#include "core/conf.h"
+#include "dns/msg.h"
+#include "plugins/forward/forward.h"
+
+#define NET_RXBUF 65535
+
+/* A TCP or TLS connection to one upstream.  Worker lifetime. */
+struct fwd_conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t idle; /* expire while idle                  */
+    uv_connect_t connect;
+    fwd_worker_t *fw;
+    fwd_upstream_t *up;
+    fwd_proto_t proto; /* FWD_TCP or FWD_TLS                 */
+    gnutls_session_t tls;
+    enum { NET_CONNECTING, NET_HANDSHAKE, NET_READY, NET_CLOSED } state;
+    fwd_try_t *try; /* the query on it, or NULL (idle)    */
+    uint8_t *in;    /* plaintext received: frames         */
+    size_t inlen, incap;
+    uint8_t *cin; /* TLS: ciphertext not yet pulled     */
+    size_t cinlen, cinoff, cincap;
+    uint8_t out[2 + 65535]; /* the framed query                   */
+    size_t outlen;
+    uint64_t born_ns;
+    bool reused;      /* served a query before this one     */
+    bool got_data;    /* bytes came for the current query   */
+    bool answered;    /* the current query's reply came     */
+    unsigned handles; /* open: tcp, idle                    */
+    fwd_conn_t *next; /* idle list                          */
+};
+
+/* A TLS record on its way out (uv_write needs it until done). */
+typedef struct {
+    uv_write_t req;
+    size_t len;
+    uint8_t data[];
+} net_write_t;
+
+static void net_conn_close(fwd_conn_t *cn);
+static void net_conn_send(fwd_conn_t *cn);
+static int net_conn_open(fwd_worker_t *fw, fwd_try_t *t);
+
+
+uint64_t
+fwd_now_ns(void)
+{
+    return uv_hrtime();
+}
+
+
+const char *
+fwd_proto_name(fwd_proto_t p)
+{
+    return p == FWD_TLS ? "tls" : p == FWD_TCP ? "tcp" : "udp";
+}
+
+
+uint16_t
+fwd_random16(fwd_worker_t *fw)
+{
+    if (fw->rnd_pos + 2 > sizeof(fw->rnd)) {
+        /* A nonce-grade generator: IDs must not be guessable. */
+        if (gnutls_rnd(GNUTLS_RND_NONCE, fw->rnd, sizeof(fw->rnd)) != 0) {
+            for (size_t i = 0; i < sizeof(fw->rnd); i++) {
+                fw->rnd[i] = (uint8_t)(uv_hrtime() >> (i % 8));
+            }
+        }
+        fw->rnd_pos = 0;
+    }
+    uint16_t v =
+        (uint16_t)((fw->rnd[fw->rnd_pos] << 8) | fw->rnd[fw->rnd_pos + 1]);
+    fw->rnd_pos += 2;
+    return v;
+}
+
+
+/* ---- handles and the worker ------------------------------------------- */
+
+void
+fwd_worker_maybe_free(fwd_worker_t *fw)
+{
+    if (fw->closing && fw->handles == 0) {
+        while (fw->all != NULL) {
+            fwd_try_t *t = fw->all;
+            fw->all = t->all;
+            free(t);
+        }
+        free(fw->rxbuf);
+        free(fw->wups);
+        free(fw);
+    }
+}
+
+
+static void
+net_handle_closed(uv_handle_t *h)
+{
+    fwd_worker_t *fw = h->data;
+    fw->handles--;
+    fwd_worker_maybe_free(fw);
+}
+
+
+int
+fwd_net_worker_init(fwd_worker_t *fw)
+{
+    fw->rxbuf = malloc(NET_RXBUF);
+    return fw->rxbuf != NULL ? 0 : -1;
+}
+
+
+void
+fwd_net_worker_fini(fwd_worker_t *fw)
+{
+    for (size_t i = 0; i < fw->conf->nups; i++) {
+        while (fw->wups[i].idle != NULL) {
+            net_conn_close(fw->wups[i].idle);
+        }
+    }
+    for (fwd_try_t *t = fw->all; t != NULL; t = t->all) {
+        if (t->open) {
+            fwd_try_close(t);
+        }
+        t->timer.data = fw;
+        uv_close((uv_handle_t *)&t->timer, net_handle_closed);
+    }
+    fwd_worker_maybe_free(fw);
+}
+
+
+/* ---- tries ------------------------------------------------------------ */
+
+static fwd_try_t *
+net_try_get(fwd_worker_t *fw)
+{
+    fwd_try_t *t = fw->free;
+    if (t != NULL) {
+        fw->free = t->next;
+    } else {
+        t = calloc(1, sizeof(*t));
+        if (t == NULL) {
+            return NULL;
+        }
+        uv_timer_init(fw->loop, &t->timer);
+        fw->handles++;
+        t->all = fw->all;
+        fw->all = t;
+    }
+    uv_timer_t timer = t->timer;
+    fwd_try_t *all = t->all;
+    memset(t, 0, sizeof(*t));
+    t->timer = timer; /* an initialised handle that never moved */
+    t->all = all;
+    t->fw = fw;
+    t->fd = -1;
+    t->timer.data = t;
+    return t;
+}
+
+
+static void
+net_try_put(fwd_try_t *t)
+{
+    fwd_worker_t *fw = t->fw;
+    t->next = fw->free;
+    fw->free = t;
+}
+
+
+/* Report to the owner, if the try is still open. */
+static void
+net_done(fwd_try_t *t, fwd_result_t res, const uint8_t *wire, size_t len)
+{
+    if (t->open && t->owner != NULL) {
+        t->owner->done(t, res, wire, len);
+    }
+}
+
+
+static void
+net_fail(fwd_try_t *t, int err, const char *what)
+{
+    t->err = err;
+    t->errwhat = what;
+    net_done(t, FWD_ERROR, NULL, 0);
+}
+
+
+static void net_timer_cb(uv_timer_t *h);
+
+
+static void
+net_arm(fwd_try_t *t, int64_t rto_ns, int64_t limit_ns)
+{
+    t->limit_ns = limit_ns;
+    if (rto_ns > 0 && rto_ns < limit_ns) {
+        t->rto_ns = rto_ns;
+        uv_timer_start(&t->timer, net_timer_cb, (uint64_t)(rto_ns / 1000000),
+                       0);
+    } else {
+        t->soft_done = true;
+        uv_timer_start(&t->timer, net_timer_cb, (uint64_t)(limit_ns / 1000000),
+                       0);
+    }
+}
+
+
+static void
+net_timer_cb(uv_timer_t *h)
+{
+    fwd_try_t *t = h->data;
+    if (!t->soft_done) {
+        t->soft_done = true;
+        uv_timer_start(&t->timer, net_timer_cb,
+                       (uint64_t)((t->limit_ns - t->rto_ns) / 1000000), 0);
+        net_done(t, FWD_SOFT, NULL, 0);
+        return;
+    }
+    net_done(t, FWD_TIMEOUT, NULL, 0);
+}
+
+
+/* Does @wire look like a DNS response at all: a header with QR and one
+ * question that parses?  Tells a wrong ID from plain garbage. */
+static bool
+net_looks_like_dns(const uint8_t *wire, size_t len)
+{
+    if (len < KNOT_WIRE_HEADER_SIZE || !knot_wire_get_qr(wire) ||
+        knot_wire_get_qdcount(wire) != 1) {
+        return false;
+    }
+    long p = cnd_wire_skip_name(wire, len, KNOT_WIRE_HEADER_SIZE);
+    return p > 0 && (size_t)p + 4 <= len;
+}
+
+
+/* A reply: right ID and a header, else dropped and counted. */
+static void
+net_reply(fwd_try_t *t, const uint8_t *wire, size_t len)
+{
+    if (len < KNOT_WIRE_HEADER_SIZE || !knot_wire_get_qr(wire)) {
+        t->garbage++;
+        return;
+    }
+    if (knot_wire_get_id(wire) != t->id) {
+        if (net_looks_like_dns(wire, len)) {
+            t->bad_id++;
+        } else {
+            t->garbage++;
+        }
+        return;
+    }
+    net_done(t, FWD_OK, wire, len);
+}
+
+
+/* ---- UDP -------------------------------------------------------------- */
+
+static const char *
+net_udp_error(int err)
+{
+    switch (err) {
+    case ECONNREFUSED:
+        return "connection refused (ICMP port unreachable)";
+    case EHOSTUNREACH:
+        return "host unreachable (ICMP)";
+    case ENETUNREACH:
+        return "network unreachable";
+    default:
+        return "receive failed";
+    }
+}
+
+
+static void
+net_udp_cb(uv_poll_t *h, int status, int events)
+{
+    fwd_try_t *t = h->data;
+    fwd_worker_t *fw = t->fw;
+    (void)events;
+    if (status < 0) {
+        /* EPOLLERR: the ICMP error is pending on the socket */
+        int e = -status;
+        socklen_t sl = sizeof(e);
+        if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &e, &sl) != 0 || e == 0) {
+            e = -status;
+        }
+        bool icmp = e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH;
+        net_fail(t, icmp ? 0 : e, net_udp_error(e));
+        return;
+    }
+    /* A few datagrams per event: replies to this one query. */
+    for (int i = 0; i < 8 && t->open; i++) {
+        ssize_t n = recv(t->fd, fw->rxbuf, NET_RXBUF, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                return;
+            }
+            int e = errno;
+            const char *what = net_udp_error(e);
+            net_fail(t,
+                     e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH
+                         ? 0
+                         : e,
+                     what);
+            return;
+        }
+        net_reply(t, fw->rxbuf, (size_t)n);
+    }
+}
+
+
+static void
+net_udp_closed(uv_handle_t *h)
+{
+    fwd_try_t *t = h->data;
+    fwd_worker_t *fw = t->fw;
+    close(t->fd);
+    t->fd = -1;
+    fw->handles--;
+    net_try_put(t);
+    fwd_worker_maybe_free(fw);
+}
+
+
+static int
+net_udp_start(fwd_try_t *t, const uint8_t *wire, size_t len)
+{
+    fwd_worker_t *fw = t->fw;
+    fwd_upstream_t *up = t->up;
+    const fwd_conf_t *c = fw->conf;
+    int fd = socket(up->addr.ss_family,
+                    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    if (c->source.ss_family == up->addr.ss_family &&
+        bind(fd, (const struct sockaddr *)&c->source,
+             c->source.ss_family == AF_INET
+                 ? sizeof(struct sockaddr_in)
+                 : sizeof(struct sockaddr_in6)) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    if (connect(fd, (const struct sockaddr *)&up->addr, up->addrlen) != 0 ||
+        send(fd, wire, len, 0) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    if (uv_poll_init_socket(fw->loop, &t->poll, fd) != 0) {
+        close(fd);
+        return -ENOMEM;
+    }
+    fw->handles++;
+    t->fd = fd;
+    t->poll.data = t;
+    t->polling = true;
+    uv_poll_start(&t->poll, UV_READABLE, net_udp_cb);
+    return 0;
+}
+
+
+/* ---- TCP and TLS ------------------------------------------------------ */
+
+static void
+net_conn_closed(uv_handle_t *h)
+{
+    fwd_conn_t *cn = h->data;
+    fwd_worker_t *fw = cn->fw;
+    if (--cn->handles == 0) {
+        if (cn->tls != NULL) {
+            gnutls_deinit(cn->tls);
+        }
+        free(cn->in);
+        free(cn->cin);
+        free(cn);
+        fw->handles -= 2;
+        fwd_worker_maybe_free(fw);
+    }
+}
+
+
+/* Take @cn off its upstream's idle list, if it is there. */
+static void
+net_conn_unidle(fwd_conn_t *cn)
+{
+    fwd_wup_t *wu = &cn->fw->wups[cn->up->index];
+    for (fwd_conn_t **p = &wu->idle; *p != NULL; p = &(*p)->next) {
+        if (*p == cn) {
+            *p = cn->next;
+            wu->nidle--;
+            uv_timer_stop(&cn->idle);
+            return;
+        }
+    }
+}
+
+
+static void
+net_conn_close(fwd_conn_t *cn)
+{
+    if (cn->state == NET_CLOSED) {
+        return;
+    }
+    net_conn_unidle(cn);
+    cn->state = NET_CLOSED;
+    if (cn->try != NULL) {
+        cn->try->conn = NULL;
+        cn->try = NULL;
+    }
+    uv_close((uv_handle_t *)&cn->idle, net_conn_closed);
+    uv_close((uv_handle_t *)&cn->tcp, net_conn_closed);
+}
+
+
+static void
+net_idle_cb(uv_timer_t *h)
+{
+    net_conn_close(h->data);
+}
+
+
+/* The connection is free again: keep it for the next query, or close. */
+static void
+net_conn_release(fwd_conn_t *cn)
+{
+    fwd_worker_t *fw = cn->fw;
+    const fwd_conf_t *c = fw->conf;
+    fwd_wup_t *wu = &fw->wups[cn->up->index];
+    cn->try = NULL;
+    uint64_t age = fwd_now_ns() - cn->born_ns;
+    if (cn->state != NET_READY || fw->closing || c->expire_ns == 0 ||
+        (c->max_age_ns > 0 && age >= (uint64_t)c->max_age_ns) ||
+        (c->max_idle > 0 && wu->nidle >= c->max_idle) || cn->inlen != 0) {
+        net_conn_close(cn);
+        return;
+    }
+    cn->reused = true;
+    cn->next = wu->idle;
+    wu->idle = cn;
+    wu->nidle++;
+    uv_timer_start(&cn->idle, net_idle_cb, (uint64_t)(c->expire_ns / 1000000),
+                   0);
+}
+
+
+/* The connection failed under its query.  A reused connection that died
+ * before saying anything gets one fresh replacement; else the try fails. */
+static void
+net_conn_failed(fwd_conn_t *cn, int err, const char *what)
+{
+    fwd_try_t *t = cn->try;
+    bool retry = t != NULL && cn->reused && !cn->got_data && !t->retried;
+    net_conn_close(cn);
+    if (t == NULL) {
+        return;
+    }
+    if (retry) {
+        t->retried = true;
+        if (net_conn_open(t->fw, t) == 0) {
+            return;
+        }
+    }
+    net_fail(t, err, what);
+}
+
+
+/* Whole frames in cn->in: replies to the current query.  Each is copied
+ * out before it is delivered, because delivering may hand the connection
+ * to the next query or close it. */
+static void
+net_conn_frames(fwd_conn_t *cn)
+{
+    fwd_worker_t *fw = cn->fw;
+    while (cn->state != NET_CLOSED && cn->inlen >= 2) {
+        size_t flen = (size_t)((cn->in[0] << 8) | cn->in[1]);
+        if (cn->inlen < 2 + flen) {
+            break;
+        }
+        memcpy(fw->rxbuf, cn->in + 2, flen);
+        memmove(cn->in, cn->in + 2 + flen, cn->inlen - 2 - flen);
+        cn->inlen -= 2 + flen;
+        fwd_try_t *t = cn->try;
+        if (t != NULL) {
+            cn->answered |= flen >= KNOT_WIRE_HEADER_SIZE &&
+                            knot_wire_get_id(fw->rxbuf) == t->id;
+            net_reply(t, fw->rxbuf, flen);
+        }
+    }
+}
+
+
+static int
+net_in_reserve(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (*cap >= need) {
+        return 0;
+    }
+    size_t c = *cap ? *cap : 1024;
+    while (c < need) {
+        c *= 2;
+    }
+    uint8_t *b = realloc(*buf, c);
+    if (b == NULL) {
+        return -ENOMEM;
+    }
+    *buf = b;
+    *cap = c;
+    return 0;
+}
+
+
+/* GnuTLS's transport: records go out through uv_write. */
+static void
+net_tls_written(uv_write_t *req, int status)
+{
+    (void)status; /* a failed write shows as a read error */
+    free(req);
+}
+
+
+static ssize_t
+net_tls_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
+{
+    fwd_conn_t *cn = ptr;
+    net_write_t *w = malloc(sizeof(*w) + len);
+    if (w == NULL) {
+        gnutls_transport_set_errno(cn->tls, ENOMEM);
+        return -1;
+    }
+    memcpy(w->data, data, len);
+    w->len = len;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)&cn->tcp, &b, 1, net_tls_written) !=
+        0) {
+        free(w);
+        gnutls_transport_set_errno(cn->tls, EPIPE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+
+/* ...and come in from what the read callback buffered. */
+static ssize_t
+net_tls_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+    fwd_conn_t *cn = ptr;
+    size_t avail = cn->cinlen - cn->cinoff;
+    if (avail == 0) {
+        gnutls_transport_set_errno(cn->tls, EAGAIN);
+        return -1;
+    }
+    size_t n = len < avail ? len : avail;
+    memcpy(data, cn->cin + cn->cinoff, n);
+    cn->cinoff += n;
+    if (cn->cinoff == cn->cinlen) {
+        cn->cinoff = cn->cinlen = 0;
+    }
+    return (ssize_t)n;
+}
+
+
+/* Why a certificate was refused, in a few words. */
+static const char *
+net_tls_verify_reason(unsigned status)
+{
+    if (status & GNUTLS_CERT_UNEXPECTED_OWNER) {
+        return "TLS certificate does not match the server name";
+    }
+    if (status & GNUTLS_CERT_SIGNER_NOT_FOUND) {
+        return "TLS certificate is not signed by a trusted CA";
+    }
+    if (status & GNUTLS_CERT_EXPIRED) {
+        return "TLS certificate has expired";
+    }
+    if (status & GNUTLS_CERT_NOT_ACTIVATED) {
+        return "TLS certificate is not yet valid";
+    }
+    if (status & GNUTLS_CERT_REVOKED) {
+        return "TLS certificate is revoked";
+    }
+    return "TLS certificate verification failed";
+}
+
+
+static void
+net_tls_handshake(fwd_conn_t *cn)
+{
+    int rc = gnutls_handshake(cn->tls);
+    if (rc == GNUTLS_E_SUCCESS) {
+        cn->state = NET_READY;
+        net_conn_send(cn);
+        return;
+    }
+    if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED ||
+        !gnutls_error_is_fatal(rc)) {
+        return; /* more bytes to come */
+    }
+    if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+        unsigned status = gnutls_session_get_verify_cert_status(cn->tls);
+        net_conn_failed(cn, 0, net_tls_verify_reason(status));
+        return;
+    }
+    net_conn_failed(cn, rc, "TLS handshake failed");
+}
+
+
+static void
+net_tls_records(fwd_conn_t *cn)
+{
+    for (;;) {
+        size_t before = cn->cinlen - cn->cinoff;
+        if (net_in_reserve(&cn->in, &cn->incap, cn->inlen + 4096) != 0) {
+            net_conn_failed(cn, ENOMEM, "out of memory");
+            return;
+        }
+        ssize_t n = gnutls_record_recv(cn->tls, cn->in + cn->inlen,
+                                       cn->incap - cn->inlen);
+        if (n > 0) {
+            cn->inlen += (size_t)n;
+            continue;
+        }
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+            /* GnuTLS also says AGAIN after a post-handshake message (a
+             * TLS 1.3 session ticket) with records still buffered: go on
+             * while it consumes something. */
+            size_t left = cn->cinlen - cn->cinoff;
+            if (left > 0 && left < before) {
+                continue;
+            }
+            break;
+        }
+        if (n == 0) {
+            net_conn_frames(cn);
+            net_conn_failed(cn, 0, "connection closed by the upstream");
+            return;
+        }
+        net_conn_failed(cn, (int)n, "TLS error");
+        return;
+    }
+    net_conn_frames(cn);
+}
+
+
+static void
+net_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    fwd_conn_t *cn = h->data;
+    (void)hint;
+    uint8_t **b = cn->proto == FWD_TLS ? &cn->cin : &cn->in;
+    size_t *len = cn->proto == FWD_TLS ? &cn->cinlen : &cn->inlen;
+    size_t *cap = cn->proto == FWD_TLS ? &cn->cincap : &cn->incap;
+    if (net_in_reserve(b, cap, *len + 4096) != 0) {
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    buf->base = (char *)*b + *len;
+    buf->len = *cap - *len;
+}
+
+
+static void
+net_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    fwd_conn_t *cn = s->data;
+    (void)buf;
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        if (cn->try == NULL) {
+            net_conn_close(cn); /* an idle connection the upstream closed */
+            return;
+        }
+        net_conn_failed(cn, nread == UV_EOF ? 0 : (int)-nread,
+                        nread == UV_EOF ? "connection closed by the upstream"
+                                        : "connection failed");
+        return;
+    }
+    cn->got_data = true;
+    if (cn->proto == FWD_TLS) {
+        cn->cinlen += (size_t)nread;
+        if (cn->state == NET_HANDSHAKE) {
+            net_tls_handshake(cn);
+        }
+        if (cn->state == NET_READY) {
+            net_tls_records(cn);
+        }
+        return;
+    }
+    cn->inlen += (size_t)nread;
+    net_conn_frames(cn);
+}
+
+
+static void
+net_tcp_written(uv_write_t *req, int status)
+{
+    fwd_conn_t *cn = req->data;
+    free(req);
+    if (status < 0 && status != UV_ECANCELED && cn->state != NET_CLOSED) {
+        net_conn_failed(cn, -status, "write failed");
+    }
+}
+
+
+/* Send the current try's query on a ready connection. */
+static void
+net_conn_send(fwd_conn_t *cn)
+{
+    fwd_try_t *t = cn->try;
+    if (t == NULL) {
+        return;
+    }
+    cn->got_data = false;
+    cn->answered = false;
+    t->sent_ns = fwd_now_ns();
+    fwd_count_sent(cn->fw, t);
+    if (cn->proto == FWD_TLS) {
+        ssize_t n = gnutls_record_send(cn->tls, cn->out, cn->outlen);
+        if (n < 0 && n != GNUTLS_E_AGAIN) {
+            net_conn_failed(cn, (int)n, "TLS send failed");
+        }
+        return;
+    }
+    uv_write_t *req = malloc(sizeof(*req));
+    uv_buf_t b = uv_buf_init((char *)cn->out, (unsigned)cn->outlen);
+    if (req == NULL) {
+        net_conn_failed(cn, ENOMEM, "out of memory");
+        return;
+    }
+    req->data = cn;
+    if (uv_write(req, (uv_stream_t *)&cn->tcp, &b, 1, net_tcp_written) != 0) {
+        free(req);
+        net_conn_failed(cn, EPIPE, "write failed");
+    }
+}
+
+
+static const char *
+net_connect_error(int err)
+{
+    switch (err) {
+    case ECONNREFUSED:
+        return "connection refused";
+    case ETIMEDOUT:
+        return "connect timed out";
+    case EHOSTUNREACH:
+        return "host unreachable";
+    case ENETUNREACH:
+        return "network unreachable";
+    default:
+        return "cannot connect";
+    }
+}
+
+
+static void
+net_connect_cb(uv_connect_t *req, int status)
+{
+    fwd_conn_t *cn = req->data;
+    if (cn->state == NET_CLOSED) {
+        return;
+    }
+    if (status < 0) {
+        int e = -status;
+        bool known = e == ECONNREFUSED || e == ETIMEDOUT || e == EHOSTUNREACH ||
+                     e == ENETUNREACH;
+        net_conn_failed(cn, known ? 0 : e, net_connect_error(e));
+        return;
+    }
+    uv_tcp_nodelay(&cn->tcp, 1);
+    uv_read_start((uv_stream_t *)&cn->tcp, net_alloc_cb, net_read_cb);
+    if (cn->proto != FWD_TLS) {
+        cn->state = NET_READY;
+        net_conn_send(cn);
+        return;
+    }
+    const fwd_conf_t *c = cn->fw->conf;
+    const char *name = cn->up->servername;
+    char ip[64];
+    if (gnutls_init(&cn->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK) != 0 ||
+        gnutls_set_default_priority(cn->tls) != 0 ||
+        gnutls_credentials_set(cn->tls, GNUTLS_CRD_CERTIFICATE, c->creds) !=
+            0) {
+        net_conn_failed(cn, 0, "TLS set-up failed");
+        return;
+    }
+    if (name != NULL) {
+        gnutls_server_name_set(cn->tls, GNUTLS_NAME_DNS, name, strlen(name));
+    } else {
+        /* No name given: the certificate must name the address. */
+        cnd_addr_str(&cn->up->addr, ip, sizeof(ip), false);
+        name = ip;
+    }
+    gnutls_session_set_verify_cert(cn->tls, name, 0);
+    gnutls_transport_set_ptr(cn->tls, cn);
+    gnutls_transport_set_push_function(cn->tls, net_tls_push);
+    gnutls_transport_set_pull_function(cn->tls, net_tls_pull);
+    cn->state = NET_HANDSHAKE;
+    net_tls_handshake(cn);
+}
+
+
+/* A new connection for @t. */
+static int
+net_conn_open(fwd_worker_t *fw, fwd_try_t *t)
+{
+    fwd_conn_t *cn = calloc(1, sizeof(*cn));
+    if (cn == NULL) {
+        return -ENOMEM;
+    }
+    const fwd_conf_t *c = fw->conf;
+    cn->fw = fw;
+    cn->up = t->up;
+    cn->proto = t->proto;
+    cn->born_ns = fwd_now_ns();
+    uv_tcp_init(fw->loop, &cn->tcp);
+    uv_timer_init(fw->loop, &cn->idle);
+    cn->handles = 2;
+    fw->handles += 2;
+    cn->tcp.data = cn->idle.data = cn->connect.data = cn;
+    cn->state = NET_CONNECTING;
+    cn->try = t;
+    t->conn = cn;
+    memcpy(cn->out, t->qwire_framed, t->qlen + 2);
+    cn->outlen = t->qlen + 2u;
+    fwd_count_conn(fw, t->up, t->proto, false);
+    if (c->source.ss_family == t->up->addr.ss_family) {
+        uv_tcp_bind(&cn->tcp, (const struct sockaddr *)&c->source, 0);
+    }
+    int rc =
+        uv_tcp_connect(&cn->connect, &cn->tcp,
+                       (const struct sockaddr *)&t->up->addr, net_connect_cb);
+    if (rc != 0) {
+        t->conn = NULL;
+        cn->try = NULL;
+        net_conn_close(cn);
+        return rc;
+    }
+    return 0;
+}
+
+
+/* A connection for @t: an idle one if there is one still good, else new. */
+static int
+net_tcp_start(fwd_try_t *t)
+{
+    fwd_worker_t *fw = t->fw;
+    const fwd_conf_t *c = fw->conf;
+    fwd_wup_t *wu = &fw->wups[t->up->index];
+    uint64_t now = fwd_now_ns();
+    while (wu->idle != NULL) {
+        fwd_conn_t *cn = wu->idle;
+        net_conn_unidle(cn);
+        if (cn->proto != t->proto || cn->state != NET_READY ||
+            (c->max_age_ns > 0 &&
+             now - cn->born_ns >= (uint64_t)c->max_age_ns)) {
+            net_conn_close(cn);
+            continue;
+        }
+        cn->try = t;
+        t->conn = cn;
+        memcpy(cn->out, t->qwire_framed, t->qlen + 2);
+        cn->outlen = t->qlen + 2u;
+        fwd_count_conn(fw, t->up, t->proto, true);
+        net_conn_send(cn);
+        return 0;
+    }
+    return net_conn_open(fw, t);
+}
+
+
+/* ---- the try API ------------------------------------------------------ */
+
+fwd_try_t *
+fwd_try_start(fwd_worker_t *fw, fwd_upstream_t *up, fwd_proto_t proto,
+              const uint8_t *wire, size_t len, int64_t rto_ns,
+              int64_t timeout_ns, const fwd_owner_t *owner, void *arg, int *err)
+{
+    if (len < KNOT_WIRE_HEADER_SIZE || len > 65535) {
+        *err = EINVAL;
+        return NULL;
+    }
+    fwd_try_t *t = net_try_get(fw);
+    if (t == NULL) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    t->up = up;
+    t->proto = proto;
+    t->owner = owner;
+    t->arg = arg;
+    t->id = fwd_random16(fw);
+    t->qlen = (uint16_t)len;
+    t->qwire_framed = malloc(len + 2);
+    if (t->qwire_framed == NULL) {
+        net_try_put(t);
+        *err = ENOMEM;
+        return NULL;
+    }
+    t->qwire_framed[0] = (uint8_t)(len >> 8);
+    t->qwire_framed[1] = (uint8_t)len;
+    memcpy(t->qwire_framed + 2, wire, len);
+    knot_wire_set_id(t->qwire_framed + 2, t->id);
+    t->open = true;
+    t->sent_ns = fwd_now_ns();
+    int rc;
+    if (proto == FWD_UDP) {
+        rc = net_udp_start(t, t->qwire_framed + 2, len);
+        if (rc == 0) {
+            fwd_count_sent(fw, t);
+        }
+    } else {
+        rc = net_tcp_start(t);
+    }
+    if (rc != 0) {
+        t->open = false;
+        free(t->qwire_framed);
+        t->qwire_framed = NULL;
+        net_try_put(t);
+        *err = -rc;
+        return NULL;
+    }
+    int64_t limit = timeout_ns > 0 ? timeout_ns : fw->conf->read_timeout_ns;
+    net_arm(t, proto == FWD_UDP ? rto_ns : 0, limit);
+    return t;
+}
+
+
+void
+fwd_try_close(fwd_try_t *t)
+{
+    if (!t->open) {
+        return;
+    }
+    t->open = false;
+    t->owner = NULL;
+    uv_timer_stop(&t->timer);
+    free(t->qwire_framed);
+    t->qwire_framed = NULL;
+    if (t->conn != NULL) {
+        fwd_conn_t *cn = t->conn;
+        t->conn = NULL;
+        cn->try = NULL;
+        if (cn->state == NET_READY && cn->answered) {
+            net_conn_release(cn);
+        } else {
+            /* A reply may still be on its way (or the handshake is not
+             * over): the connection cannot serve another query. */
+            net_conn_close(cn);
+        }
+    }
+    if (t->polling) {
+        t->polling = false;
+        uv_poll_stop(&t->poll);
+        t->poll.data = t;
+        uv_close((uv_handle_t *)&t->poll, net_udp_closed);
+        return; /* back to the pool when the poll handle has closed */
+    }
+    net_try_put(t);
+}
