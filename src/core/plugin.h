@@ -79,6 +79,11 @@ struct cnd_plugin_s {
     /* After every block is parsed, in chain order: open files, resolve
      * addresses.  Errors: cnd_conf_err() and -1. */
     int (*init)(cnd_conf_t *cf, cnd_inst_t *self);
+    /* The snapshot starts serving / stops serving (main thread): for
+     * what a plugin runs outside queries, such as an HTTP endpoint.  An
+     * error from start() stops the server at start-up (cnd_conf_err). */
+    int (*start)(cnd_conf_t *cf, cnd_inst_t *self);
+    void (*stop)(cnd_inst_t *self);
     /* The snapshot is being freed (no request uses it any more), or the
      * load failed: runs for every instance whose parse() ran, even when
      * parse() or init() failed or never ran, so it must cope with a

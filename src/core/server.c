@@ -335,6 +335,18 @@ cnd_server_run(const cnd_opts_t *opts, cnd_conf_t *conf, const char *pidfile)
         }
         fclose(f);
     }
+    char serr[1024];
+    conf->err = serr;
+    conf->errlen = sizeof(serr);
+    for (size_t i = 0; i < conf->ninsts; i++) {
+        cnd_inst_t *in = conf->insts[i];
+        if (in->plugin->start != NULL && in->plugin->start(conf, in) != 0) {
+            fprintf(stderr, "%s\n", serr);
+            exit(1); /* workers already running cannot be unwound */
+        }
+    }
+    conf->err = NULL;
+    conf->errlen = 0;
     if (!opts->quiet) {
         server_banner(conf);
     }
@@ -351,6 +363,12 @@ cnd_server_run(const cnd_opts_t *opts, cnd_conf_t *conf, const char *pidfile)
         cnd__worker_join(&s.workers[i]);
     }
     cnd_conf_tickers_stop(conf);
+    for (size_t i = conf->ninsts; i-- > 0;) {
+        cnd_inst_t *in = conf->insts[i];
+        if (in->plugin->stop != NULL) {
+            in->plugin->stop(in);
+        }
+    }
     for (size_t i = 0; i < 5; i++) {
         uv_close((uv_handle_t *)&s.sig[i], server_close_cb);
     }

@@ -457,3 +457,162 @@ def test_config_errors(tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip() == ("plugin/forward: %s:3 - Error during "
                                   "parsing: unknown policy 'fastest'" % conf)
+
+
+# ---- counters, scraped by the prometheus plugin ------------------------
+
+def scrape(port, addr="127.0.0.1"):
+    import urllib.request
+    with urllib.request.urlopen("http://%s:%d/metrics" % (addr, port),
+                                timeout=5) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return r.read().decode()
+
+
+def metric(text, name, **labels):
+    """The value of the series of `name` with exactly these labels."""
+    want = ",".join('%s="%s"' % kv for kv in labels.items())
+    for line in text.splitlines():
+        if line.startswith(name + "{" + want + "}") or \
+                (not labels and line.startswith(name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_forward_counters(candor, upstream, tmp_path):
+    import subprocess
+    good = upstream("answer")
+    addr = free_addr()
+    dead = "%s:%d" % (addr, closed_port(addr))
+    mport = free_port("127.0.0.1")
+    s = candor(""".:@PORT@ {
+    bind @ADDR@
+    prometheus 127.0.0.1:%d
+    forward example.org %s {
+        force_tcp
+    }
+    forward dead.example %s
+}
+""" % (mport, tgt(good), dead), args=["-workers", "2"])
+    for i in range(4):
+        assert ask(s, "w%d.example.org." % i).rcode() == dns.rcode.NOERROR
+    r = ask(s, "x.dead.example.")
+    assert ede_of(r)[0][0] == 23
+    text = scrape(mport)
+    to = tgt(good)
+    assert metric(text, "coredns_forward_requests_total", to=to) == 4
+    assert metric(text, "coredns_forward_responses_total", rcode="NOERROR",
+                  to=to) == 4
+    assert metric(text, "coredns_proxy_request_duration_seconds_count",
+                  proxy_name="forward", to=to, rcode="NOERROR") == 4
+    hits = metric(text, "coredns_proxy_conn_cache_hits_total",
+                  proxy_name="forward", to=to, proto="tcp")
+    misses = metric(text, "coredns_proxy_conn_cache_misses_total",
+                    proxy_name="forward", to=to, proto="tcp")
+    assert hits + misses == 4 and misses <= 2  # one connection per worker
+    assert metric(text, "coredns_forward_conn_cache_hits_total", to=to,
+                  proto="tcp") == hits
+    assert metric(text, "candor_forward_packets_sent_total", to=to,
+                  proto="tcp") == 4
+    assert metric(text, "candor_forward_packets_received_total", to=to,
+                  proto="tcp") == 4
+    assert metric(text, "candor_failures_total", plugin="forward", code="23",
+                  upstream=dead) == 1
+    assert metric(text, "coredns_forward_requests_total", to=dead) == 2
+    # the failed try started a health check, which failed too
+    deadline = time.time() + 3
+    while time.time() < deadline:
+        text = scrape(mport)
+        if (metric(text, "coredns_proxy_healthcheck_failures_total",
+                   proxy_name="forward", to=dead) or 0) >= 1:
+            break
+        time.sleep(0.2)
+    assert metric(text, "coredns_proxy_healthcheck_failures_total",
+                  proxy_name="forward", to=dead) >= 1
+    assert metric(text, "coredns_forward_healthcheck_failures_total",
+                  to=dead) >= 1
+    assert metric(text, "coredns_forward_healthcheck_broken_total") == 0
+    f = tmp_path / "metrics.txt"
+    f.write_text(text)
+    out = subprocess.run(["promtool", "check", "metrics"], stdin=open(f),
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_max_concurrent_rejects_counted(candor, upstream):
+    u = upstream("slow", delay=1)
+    mport = free_port("127.0.0.1")
+    s = candor(""".:@PORT@ {
+    bind @ADDR@
+    prometheus 127.0.0.1:%d
+    forward . %s {
+        max_concurrent 1
+    }
+}
+""" % (mport, tgt(u)), args=["-workers", "1"])
+    t = threading.Thread(target=lambda: ask(s, "slow.example."))
+    t.start()
+    time.sleep(0.2)
+    assert ask(s, "rejected.example.").rcode() == dns.rcode.REFUSED
+    t.join()
+    text = scrape(mport)
+    assert metric(text, "coredns_forward_max_concurrent_rejects_total") == 1
+    assert metric(text, "candor_failures_total", plugin="forward", code="0",
+                  upstream="") == 1
+
+
+def test_metrics_port_in_use(candor, tmp_path):
+    s = candor(".:@PORT@ {\n bind @ADDR@\n prometheus @ADDR@:@PORT@\n whoami\n}\n",
+               wait=False)
+    assert s.proc.wait(timeout=10) == 1
+    s.join()
+    assert any("plugin/prometheus" in l and "address already in use" in l
+               for l in s.err), s.err
+
+
+def test_most_diagnostic_cause_wins(candor, upstream):
+    bogus = upstream("servfail", ede_code=6, ede_text="RRSIG expired")
+    silent = upstream("silent")
+    s = candor(corefile([tgt(bogus), tgt(silent)],
+                        "policy sequential\n        failover SERVFAIL"))
+    r = ask(s, "bogus.example.")
+    assert r.rcode() == dns.rcode.SERVFAIL
+    # the silent one timed out later (EDE 22), but the DNSSEC verdict of
+    # the first (EDE 6) is what the client and the log get
+    assert ede_of(r) == [(6, "forward: from %s: SERVFAIL: RRSIG expired"
+                             % tgt(bogus))]
+    line = s.wait_log(lambda l: l.startswith("[ERROR]"))
+    assert "RRSIG expired" in line
+
+
+def test_overall_deadline(candor, upstream):
+    ups = [upstream("silent") for _ in range(3)]
+    s = candor(corefile([tgt(u) for u in ups], "read_timeout 4s"))
+    t0 = time.time()
+    r = ask(s, "deadline.example.")
+    took = time.time() - t0
+    assert 4.8 < took < 5.6
+    code, text = ede_of(r)[0]
+    assert code == 22
+    assert text.startswith("forward: no answer within the request deadline: ")
+    assert all(tgt(u) in text for u in ups)
+
+
+def test_all_down_still_tried(candor):
+    addr = free_addr()
+    p1, p2 = closed_port(addr), closed_port(addr)
+    mport = free_port("127.0.0.1")
+    s = candor(""".:@PORT@ {
+    bind @ADDR@
+    prometheus 127.0.0.1:%d
+    forward . %s:%d %s:%d
+}
+""" % (mport, addr, p1, addr, p2))
+    for i in range(4):
+        ask(s, "d%d.example." % i)
+    # both down now: CoreDNS's behaviour, one is tried anyway
+    r = ask(s, "still.example.")
+    code, text = ede_of(r)[0]
+    assert code == 23 and "connection refused" in text
+    assert metric(scrape(mport), "coredns_forward_healthcheck_broken_total") >= 1

@@ -247,7 +247,11 @@ fwd_count_sent(fwd_worker_t *fw, const fwd_try_t *t)
         wu->received = cnd_metric_series(fw->store, &fwd_m_received,
                                          t->up->name, proto, NULL);
     }
-    cnd_counter_add(wu->requests, 1);
+    /* CoreDNS counts queries, not health checks, as requests; packets
+     * are packets. */
+    if (t->owner == &fwd_query_owner) {
+        cnd_counter_add(wu->requests, 1);
+    }
     cnd_counter_add(wu->sent, 1);
 }
 
@@ -620,6 +624,9 @@ fwd_reply(fwd_ctx_t *x, fwd_try_t *t, const uint8_t *wire, size_t len)
     }
     if (rcode < 32 && (c->failover_rcodes & (1u << rcode)) &&
         x->attempts < c->max_attempts) {
+        /* Keep what it said: if nobody does better, the most diagnostic
+         * cause is reported (an EDE 6 beats a later timeout). */
+        fwd_pass_ede(x, t, pkt);
         o->errors++;
         o->what = "answered with a failover rcode";
         o->err = 0;

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * admin/http.c - the HTTP endpoints on libmicrohttpd.
+ *
+ * A small table of daemons (address, paths, handlers).  The table is
+ * changed on the main thread only; a daemon's thread reads the paths of
+ * its own daemon under that daemon's mutex, so a path can be taken off
+ * while a request is served.
+ */
+#include "admin/http.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <uv.h>
+
+#define HTTP_MAX_DAEMONS 8
+#define HTTP_MAX_PATHS   8
+
+typedef struct {
+    char path[64];
+    cnd_http_fn fn;
+    void *arg;
+} http_route_t;
+
+typedef struct {
+    char addr[96];
+    struct MHD_Daemon *d;
+    uv_mutex_t lock;
+    http_route_t routes[HTTP_MAX_PATHS];
+    size_t nroutes;
+} http_daemon_t;
+
+/* Main thread only, except routes (under each daemon's lock). */
+static http_daemon_t http_daemons[HTTP_MAX_DAEMONS];
+
+
+/* "host:port" into a socket address; "localhost" is 127.0.0.1, no host
+ * is every address. */
+static int
+http_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[80];
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || colon[1] == '\0') {
+        return -EINVAL;
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535) {
+        return -EINVAL;
+    }
+    size_t hl = (size_t)(colon - addr);
+    if (hl >= sizeof(host)) {
+        return -EINVAL;
+    }
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *in = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (host[0] == '\0') {
+        in6->sin6_family = AF_INET6; /* every address, IPv4 too */
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*in6);
+        return 0;
+    }
+    if (strcmp(host, "localhost") == 0) {
+        snprintf(host, sizeof(host), "127.0.0.1");
+    }
+    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        *len = sizeof(*in);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*in6);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+
+static enum MHD_Result
+http_handler(void *cls, struct MHD_Connection *conn, const char *url,
+             const char *method, const char *version, const char *upload,
+             size_t *upload_size, void **con_cls)
+{
+    http_daemon_t *hd = cls;
+    (void)version;
+    (void)upload;
+    (void)upload_size;
+    (void)con_cls;
+    char *body = NULL;
+    size_t len = 0;
+    const char *ctype = "text/plain; charset=utf-8";
+    int status = MHD_HTTP_NOT_FOUND;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+    } else {
+        uv_mutex_lock(&hd->lock);
+        for (size_t i = 0; i < hd->nroutes; i++) {
+            if (strcmp(hd->routes[i].path, url) == 0) {
+                status =
+                    hd->routes[i].fn(hd->routes[i].arg, &body, &len, &ctype);
+                break;
+            }
+        }
+        uv_mutex_unlock(&hd->lock);
+    }
+    if (body == NULL) {
+        const char *msg = status == MHD_HTTP_NOT_FOUND ? "404 page not found\n"
+                          : status == MHD_HTTP_METHOD_NOT_ALLOWED
+                              ? "method not allowed\n"
+                              : "";
+        body = strdup(msg);
+        len = body != NULL ? strlen(body) : 0;
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+
+static http_daemon_t *
+http_find(const char *addr)
+{
+    for (size_t i = 0; i < HTTP_MAX_DAEMONS; i++) {
+        if (http_daemons[i].d != NULL &&
+            strcmp(http_daemons[i].addr, addr) == 0) {
+            return &http_daemons[i];
+        }
+    }
+    return NULL;
+}
+
+
+/* Bind and listen ourselves, so the error is the socket's and the
+ * socket is IPv6 dual-stack when no host is given. */
+static int
+http_listen(const char *addr, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (http_parse_addr(addr, &ss, &len) != 0) {
+        snprintf(err, errlen, "invalid address '%s': want host:port", addr);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "listen tcp %s: socket: %s", addr,
+                 strerror(errno));
+        return -1;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    }
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 64) != 0) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s", strerror(errno));
+        msg[0] = (char)tolower((unsigned char)msg[0]);
+        snprintf(err, errlen, "listen tcp %s: bind: %s", addr, msg);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+
+int
+cnd_http_serve(const char *addr, const char *path, cnd_http_fn fn, void *arg,
+               char *err, size_t errlen)
+{
+    http_daemon_t *hd = http_find(addr);
+    if (hd == NULL) {
+        for (size_t i = 0; i < HTTP_MAX_DAEMONS && hd == NULL; i++) {
+            if (http_daemons[i].d == NULL) {
+                hd = &http_daemons[i];
+            }
+        }
+        if (hd == NULL) {
+            snprintf(err, errlen, "more than %d HTTP addresses",
+                     HTTP_MAX_DAEMONS);
+            return -1;
+        }
+        int fd = http_listen(addr, err, errlen);
+        if (fd < 0) {
+            return -1;
+        }
+        memset(hd, 0, sizeof(*hd));
+        snprintf(hd->addr, sizeof(hd->addr), "%s", addr);
+        uv_mutex_init(&hd->lock);
+        hd->d = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+            http_handler, hd, MHD_OPTION_LISTEN_SOCKET, fd,
+            MHD_OPTION_CONNECTION_TIMEOUT, 5u, MHD_OPTION_END);
+        if (hd->d == NULL) {
+            close(fd);
+            uv_mutex_destroy(&hd->lock);
+            snprintf(err, errlen,
+                     "listen tcp %s: cannot start the HTTP "
+                     "server",
+                     addr);
+            return -1;
+        }
+    }
+    uv_mutex_lock(&hd->lock);
+    for (size_t i = 0; i < hd->nroutes; i++) {
+        if (strcmp(hd->routes[i].path, path) == 0) {
+            /* the same path again (another block): the latest serves */
+            hd->routes[i].fn = fn;
+            hd->routes[i].arg = arg;
+            uv_mutex_unlock(&hd->lock);
+            return 0;
+        }
+    }
+    if (hd->nroutes == HTTP_MAX_PATHS) {
+        uv_mutex_unlock(&hd->lock);
+        snprintf(err, errlen, "too many paths on %s", addr);
+        return -1;
+    }
+    http_route_t *rt = &hd->routes[hd->nroutes++];
+    snprintf(rt->path, sizeof(rt->path), "%s", path);
+    rt->fn = fn;
+    rt->arg = arg;
+    uv_mutex_unlock(&hd->lock);
+    return 0;
+}
+
+
+void
+cnd_http_unserve(const char *addr, const char *path)
+{
+    http_daemon_t *hd = http_find(addr);
+    if (hd == NULL) {
+        return;
+    }
+    uv_mutex_lock(&hd->lock);
+    for (size_t i = 0; i < hd->nroutes; i++) {
+        if (strcmp(hd->routes[i].path, path) == 0) {
+            hd->routes[i] = hd->routes[--hd->nroutes];
+            break;
+        }
+    }
+    size_t left = hd->nroutes;
+    uv_mutex_unlock(&hd->lock);
+    if (left == 0) {
+        /* MHD_stop_daemon waits for its thread; it closes the socket. */
+        MHD_stop_daemon(hd->d);
+        hd->d = NULL;
+        uv_mutex_destroy(&hd->lock);
+    }
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * admin/http.h - the HTTP endpoints: /metrics, and later /health, /ready.
+ *
+ * One libmicrohttpd daemon per listen address, with its own thread;
+ * plugins register paths on addresses when their snapshot starts serving
+ * and take them off when it stops.  Several plugins (or server blocks)
+ * may share one address, as CoreDNS's do.  Registration is main-thread
+ * only; handlers run on the daemon's thread and must be thread-safe.
+ */
+#ifndef CND_ADMIN_HTTP_H
+#define CND_ADMIN_HTTP_H
+
+#include <stddef.h>
+
+/* Answer a GET of the path: return the HTTP status and set *@body to a
+ * malloc'd body of *@len bytes (freed by the caller) and *@ctype to its
+ * content type (static). */
+typedef int (*cnd_http_fn)(void *arg, char **body, size_t *len,
+                           const char **ctype);
+
+/* Serve @path on @addr ("host:port", ":port", "[::1]:port",
+ * "localhost:port") with @fn.  Starts a daemon for the address on first
+ * use.  Returns 0, or -1 with the reason in @err ("listen tcp ...: bind:
+ * address already in use"). */
+int cnd_http_serve(const char *addr, const char *path, cnd_http_fn fn,
+                   void *arg, char *err, size_t errlen);
+
+/* Stop serving @path on @addr; the daemon stops with its last path. */
+void cnd_http_unserve(const char *addr, const char *path);
+
+#endif
