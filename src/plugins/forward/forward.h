@@ -135,6 +135,7 @@ struct fwd_try_s {
     bool retried;             /* a dead pooled conn was replaced */
     int64_t rto_ns, limit_ns; /* the timer's two stages         */
     uint8_t *qwire_framed;    /* length, then the query, our ID  */
+    uint8_t qbuf[2 + 512];    /* ...here when it fits (most do)  */
     uint16_t qlen;
     /* UDP */
     int fd;

@@ -42,6 +42,7 @@ struct fwd_conn_s {
     uv_tcp_t tcp;
     uv_timer_t idle; /* expire while idle                  */
     uv_connect_t connect;
+    uv_write_t wreq; /* the query's write (TCP)            */
     fwd_worker_t *fw;
     fwd_upstream_t *up;
     fwd_proto_t proto; /* FWD_TCP or FWD_TLS                 */
@@ -734,7 +735,6 @@ static void
 net_tcp_written(uv_write_t *req, int status)
 {
     fwd_conn_t *cn = req->data;
-    free(req);
     if (status < 0 && status != UV_ECANCELED && cn->state != NET_CLOSED) {
         net_conn_failed(cn, -status, "write failed");
     }
@@ -760,15 +760,11 @@ net_conn_send(fwd_conn_t *cn)
         }
         return;
     }
-    uv_write_t *req = malloc(sizeof(*req));
+    /* One query at a time per connection: one write request. */
     uv_buf_t b = uv_buf_init((char *)cn->out, (unsigned)cn->outlen);
-    if (req == NULL) {
-        net_conn_failed(cn, ENOMEM, "out of memory");
-        return;
-    }
-    req->data = cn;
-    if (uv_write(req, (uv_stream_t *)&cn->tcp, &b, 1, net_tcp_written) != 0) {
-        free(req);
+    cn->wreq.data = cn;
+    if (uv_write(&cn->wreq, (uv_stream_t *)&cn->tcp, &b, 1, net_tcp_written) !=
+        0) {
         net_conn_failed(cn, EPIPE, "write failed");
     }
 }
@@ -930,7 +926,9 @@ fwd_try_start(fwd_worker_t *fw, fwd_upstream_t *up, fwd_proto_t proto,
     t->arg = arg;
     t->id = fwd_random16(fw);
     t->qlen = (uint16_t)len;
-    t->qwire_framed = malloc(len + 2);
+    /* The query with its framing and our ID: in the try when it fits,
+     * so a forwarded query allocates nothing. */
+    t->qwire_framed = len <= sizeof(t->qbuf) - 2 ? t->qbuf : malloc(len + 2);
     if (t->qwire_framed == NULL) {
         net_try_put(t);
         *err = ENOMEM;
@@ -953,7 +951,9 @@ fwd_try_start(fwd_worker_t *fw, fwd_upstream_t *up, fwd_proto_t proto,
     }
     if (rc != 0) {
         t->open = false;
-        free(t->qwire_framed);
+        if (t->qwire_framed != t->qbuf) {
+            free(t->qwire_framed);
+        }
         t->qwire_framed = NULL;
         net_try_put(t);
         *err = -rc;
@@ -974,7 +974,9 @@ fwd_try_close(fwd_try_t *t)
     t->open = false;
     t->owner = NULL;
     uv_timer_stop(&t->timer);
-    free(t->qwire_framed);
+    if (t->qwire_framed != t->qbuf) {
+        free(t->qwire_framed);
+    }
     t->qwire_framed = NULL;
     if (t->conn != NULL) {
         fwd_conn_t *cn = t->conn;
