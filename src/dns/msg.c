@@ -59,20 +59,60 @@ cnd_wire_skip_name(const uint8_t *wire, size_t len, size_t pos)
 }
 
 
-/* Offset after record at @pos, its type in *@type; -1 if malformed. */
-static long
-wire_skip_rr(const uint8_t *wire, size_t len, size_t pos, uint16_t *type)
+int
+cnd_rr_iter_init(cnd_rr_iter_t *it, const uint8_t *wire, size_t len)
 {
-    long p = cnd_wire_skip_name(wire, len, pos);
-    if (p < 0 || (size_t)p + 10 > len) {
-        return -1;
+    memset(it, 0, sizeof(*it));
+    if (len < WIRE_HDR) {
+        return -EINVAL;
     }
-    *type = rd16(wire + p);
-    size_t rdlen = rd16(wire + p + 8);
-    if ((size_t)p + 10 + rdlen > len) {
-        return -1;
+    size_t pos = WIRE_HDR;
+    for (uint16_t i = 0, qd = rd16(wire + 4); i < qd; i++) {
+        long p = cnd_wire_skip_name(wire, len, pos);
+        if (p < 0 || (size_t)p + 4 > len) {
+            return -EINVAL;
+        }
+        pos = (size_t)p + 4;
     }
-    return p + 10 + (long)rdlen;
+    it->wire = wire;
+    it->len = len;
+    it->pos = it->question_end = pos;
+    it->left[0] = rd16(wire + 6);
+    it->left[1] = rd16(wire + 8);
+    it->left[2] = rd16(wire + 10);
+    return 0;
+}
+
+
+int
+cnd_rr_next(cnd_rr_iter_t *it, cnd_rr_t *rr)
+{
+    while (it->section < 3 && it->left[it->section] == 0) {
+        it->section++;
+    }
+    if (it->section == 3) {
+        return 0;
+    }
+    long p = cnd_wire_skip_name(it->wire, it->len, it->pos);
+    if (p < 0 || (size_t)p + 10 > it->len) {
+        return -EINVAL;
+    }
+    const uint8_t *h = it->wire + p;
+    rr->start = it->pos;
+    rr->type = rd16(h);
+    rr->cls = rd16(h + 2);
+    rr->ttl_off = (size_t)p + 4;
+    rr->ttl = ((uint32_t)rd16(h + 4) << 16) | rd16(h + 6);
+    rr->rdlen = rd16(h + 8);
+    rr->rdata = (size_t)p + 10;
+    rr->end = rr->rdata + rr->rdlen;
+    rr->section = KNOT_ANSWER + it->section;
+    if (rr->end > it->len) {
+        return -EINVAL;
+    }
+    it->pos = rr->end;
+    it->left[it->section]--;
+    return 1;
 }
 
 
@@ -131,35 +171,23 @@ int
 cnd_msg_finalize(const uint8_t *resp, size_t resp_len, const cnd_finalize_t *f,
                  uint8_t *out, size_t outcap)
 {
-    if (resp_len < WIRE_HDR) {
+    cnd_rr_iter_t it;
+    cnd_rr_t rr;
+    int rc;
+    if (cnd_rr_iter_init(&it, resp, resp_len) != 0) {
         return -EINVAL;
     }
-    size_t pos = WIRE_HDR;
-    uint16_t qd = rd16(resp + 4);
-    for (uint16_t i = 0; i < qd; i++) {
-        long p = cnd_wire_skip_name(resp, resp_len, pos);
-        if (p < 0 || (size_t)p + 4 > resp_len) {
-            return -EINVAL;
-        }
-        pos = (size_t)p + 4;
-    }
-    size_t hq = pos;
-    uint16_t counts[3] = {rd16(resp + 6), rd16(resp + 8), rd16(resp + 10)};
+    size_t hq = it.question_end;
 
     /* Pass 1: validate and measure the records that are kept. */
-    size_t body = 0, p = hq;
-    for (int s = 0; s < 3; s++) {
-        for (uint16_t i = 0; i < counts[s]; i++) {
-            uint16_t type;
-            long e = wire_skip_rr(resp, resp_len, p, &type);
-            if (e < 0) {
-                return -EINVAL;
-            }
-            if (type != KNOT_RRTYPE_OPT) {
-                body += (size_t)e - p;
-            }
-            p = (size_t)e;
+    size_t body = 0;
+    while ((rc = cnd_rr_next(&it, &rr)) == 1) {
+        if (rr.type != KNOT_RRTYPE_OPT) {
+            body += rr.end - rr.start;
         }
+    }
+    if (rc < 0) {
+        return -EINVAL;
     }
     size_t limit = f->max_size < 512 ? 512 : f->max_size;
     size_t full = final_opt_size(f, true), bare = final_opt_size(f, false);
@@ -177,25 +205,19 @@ cnd_msg_finalize(const uint8_t *resp, size_t resp_len, const cnd_finalize_t *f,
     memcpy(out, resp, hq);
     size_t o = hq;
     uint16_t kept[3] = {0, 0, 0};
-    bool full_stop = false;
-    p = hq;
-    for (int s = 0; s < 3; s++) {
-        for (uint16_t i = 0; i < counts[s]; i++) {
-            uint16_t type;
-            long e = wire_skip_rr(resp, resp_len, p, &type);
-            size_t rl = (size_t)e - p;
-            if (type != KNOT_RRTYPE_OPT && !full_stop) {
-                if (o + rl + opt > limit || o + rl + opt > outcap) {
-                    full_stop = true;
-                    tc = true;
-                } else {
-                    memcpy(out + o, resp + p, rl);
-                    o += rl;
-                    kept[s]++;
-                }
-            }
-            p = (size_t)e;
+    cnd_rr_iter_init(&it, resp, resp_len);
+    while (cnd_rr_next(&it, &rr) == 1) {
+        size_t rl = rr.end - rr.start;
+        if (rr.type == KNOT_RRTYPE_OPT) {
+            continue;
         }
+        if (o + rl + opt > limit || o + rl + opt > outcap) {
+            tc = true; /* this one and all after it are cut */
+            break;
+        }
+        memcpy(out + o, resp + rr.start, rl);
+        o += rl;
+        kept[rr.section - KNOT_ANSWER]++;
     }
     wr16(out + 6, kept[0]);
     wr16(out + 8, kept[1]);
@@ -236,7 +258,9 @@ cnd_msg_bare_reply(const uint8_t *q, size_t qsize, uint16_t rcode, uint8_t *out,
 cnd_resp_type_t
 cnd_msg_typify(const uint8_t *wire, size_t len)
 {
-    if (len < WIRE_HDR) {
+    cnd_rr_iter_t it;
+    cnd_rr_t rr;
+    if (cnd_rr_iter_init(&it, wire, len) != 0) {
         return CND_RESP_OTHERERROR;
     }
     uint8_t opcode = (wire[2] >> 3) & 0x0f;
@@ -247,48 +271,23 @@ cnd_msg_typify(const uint8_t *wire, size_t len)
     if (opcode == KNOT_OPCODE_NOTIFY) {
         return CND_RESP_META;
     }
-    size_t pos = WIRE_HDR;
     if (rd16(wire + 4) > 0) {
-        long p = cnd_wire_skip_name(wire, len, pos);
-        if (p < 0 || (size_t)p + 4 > len) {
-            return CND_RESP_OTHERERROR;
-        }
+        long p = cnd_wire_skip_name(wire, len, WIRE_HDR);
         uint16_t qtype = rd16(wire + p);
         if (qtype == KNOT_RRTYPE_AXFR || qtype == KNOT_RRTYPE_IXFR) {
             return CND_RESP_META;
         }
-        pos = (size_t)p + 4;
-        for (uint16_t i = 1; i < rd16(wire + 4); i++) {
-            p = cnd_wire_skip_name(wire, len, pos);
-            if (p < 0 || (size_t)p + 4 > len) {
-                return CND_RESP_OTHERERROR;
-            }
-            pos = (size_t)p + 4;
-        }
     }
-    uint16_t an = rd16(wire + 6), ns = rd16(wire + 8);
-    if (an > 0 && rcode == KNOT_RCODE_NOERROR) {
+    if (rd16(wire + 6) > 0 && rcode == KNOT_RCODE_NOERROR) {
         return CND_RESP_NOERROR;
     }
-    for (uint16_t i = 0; i < an; i++) {
-        uint16_t type;
-        long e = wire_skip_rr(wire, len, pos, &type);
-        if (e < 0) {
-            return CND_RESP_OTHERERROR;
-        }
-        pos = (size_t)e;
-    }
     bool soa = false;
-    unsigned nsrr = 0;
-    for (uint16_t i = 0; i < ns; i++) {
-        uint16_t type;
-        long e = wire_skip_rr(wire, len, pos, &type);
-        if (e < 0) {
-            break;
+    unsigned ns = 0;
+    while (cnd_rr_next(&it, &rr) == 1) {
+        if (rr.section == KNOT_AUTHORITY) {
+            soa |= rr.type == KNOT_RRTYPE_SOA;
+            ns += rr.type == KNOT_RRTYPE_NS;
         }
-        soa |= type == KNOT_RRTYPE_SOA;
-        nsrr += type == KNOT_RRTYPE_NS;
-        pos = (size_t)e;
     }
     if (soa && rcode == KNOT_RCODE_NOERROR) {
         return CND_RESP_NODATA;
@@ -296,7 +295,7 @@ cnd_msg_typify(const uint8_t *wire, size_t len)
     if (rcode == KNOT_RCODE_NXDOMAIN) {
         return CND_RESP_NXDOMAIN;
     }
-    if (nsrr > 0 && rcode == KNOT_RCODE_NOERROR) {
+    if (ns > 0 && rcode == KNOT_RCODE_NOERROR) {
         return CND_RESP_DELEGATION;
     }
     if (rcode == KNOT_RCODE_NOERROR) {

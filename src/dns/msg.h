@@ -44,6 +44,35 @@ typedef struct cnd_finalize_s {
  * offset after it, or -1 when it runs past @len or is malformed. */
 long cnd_wire_skip_name(const uint8_t *wire, size_t len, size_t pos);
 
+/* One resource record of a message, as offsets into its wire. */
+typedef struct cnd_rr_s {
+    size_t start, end; /* the record's bytes                        */
+    size_t ttl_off;    /* its TTL field                             */
+    size_t rdata;      /* its RDATA                                 */
+    uint16_t rdlen;
+    uint16_t type, cls;
+    uint32_t ttl;
+    int section; /* KNOT_ANSWER, KNOT_AUTHORITY, KNOT_ADDITIONAL */
+} cnd_rr_t;
+
+/* A walk over the records of a message, section by section. */
+typedef struct cnd_rr_iter_s {
+    const uint8_t *wire;
+    size_t len;
+    size_t pos;
+    size_t question_end; /* where the records start                  */
+    uint16_t left[3];    /* records not yet walked, per section      */
+    int section;
+} cnd_rr_iter_t;
+
+/* Start walking @wire's records, after its header and questions.
+ * Returns 0, or -EINVAL when the header or a question is malformed. */
+int cnd_rr_iter_init(cnd_rr_iter_t *it, const uint8_t *wire, size_t len);
+
+/* The next record: 1 (and @rr filled), 0 at the end, -EINVAL when the
+ * message is malformed (a record runs past the end, a bad name). */
+int cnd_rr_next(cnd_rr_iter_t *it, cnd_rr_t *rr);
+
 /* Bytes needed for cnd_msg_finalize() output: an upper bound. */
 size_t cnd_msg_final_size(size_t resp_len, const cnd_finalize_t *f);
 
