@@ -552,6 +552,36 @@ cnd__req_cancel(cnd_req_t *r, const char *why)
 }
 
 
+static void
+req_timer_cb(uv_timer_t *t)
+{
+    cnd_req_t *r = t->data;
+    cnd_req_timer_cb cb = r->timer_cb;
+    r->timer_cb = NULL;
+    if (cb != NULL) {
+        cb(r, r->timer_arg);
+    }
+}
+
+
+int
+cnd_req_timer_start(cnd_req_t *r, uint64_t ms, cnd_req_timer_cb cb, void *arg)
+{
+    r->timer_cb = cb;
+    r->timer_arg = arg;
+    r->timer.data = r;
+    return uv_timer_start(&r->timer, req_timer_cb, ms, 0);
+}
+
+
+void
+cnd_req_timer_stop(cnd_req_t *r)
+{
+    uv_timer_stop(&r->timer);
+    r->timer_cb = NULL;
+}
+
+
 const cnd_inst_t *
 cnd_req_parked_in(const cnd_req_t *r)
 {

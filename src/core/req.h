@@ -70,6 +70,9 @@ typedef struct cnd_fail_s {
  * request is released: r->resp (may be NULL) and r->fails are valid. */
 typedef void (*cnd_spawn_cb)(cnd_req_t *r, void *arg);
 
+/* What a request's plugin timer calls (cnd_req_timer_start). */
+typedef void (*cnd_req_timer_cb)(cnd_req_t *r, void *arg);
+
 /* Driver states. */
 enum {
     CND_REQ_FREE = 0, /* on the free list                     */
@@ -130,6 +133,8 @@ struct cnd_req_s {
     cnd_spawn_cb spawn_cb;
     void *spawn_arg;
     uint8_t *out; /* finalized wire to send             */
+    cnd_req_timer_cb timer_cb;
+    void *timer_arg;
     uint16_t out_len;
     uv_write_t write;  /* TCP: the answer being written      */
     uint8_t lenbuf[2]; /* TCP: its length prefix             */
@@ -137,6 +142,8 @@ struct cnd_req_s {
     /* Everything above is zeroed when the request is taken from the
      * pool; what follows lives as long as the pooled request. */
     uv_timer_t deadline;    /* overall deadline while parked      */
+    uv_timer_t timer;       /* a plugin's (cnd_req_timer_start)    */
+    unsigned open_handles;  /* of the two, while being freed       */
     cnd_req_t *next, *prev; /* worker's in-flight list / free list */
     _Alignas(16) uint8_t arena_buf[CND_REQ_ARENA];
 };
@@ -222,6 +229,14 @@ typedef struct cnd_question_s {
  * request, bad question). */
 int cnd_req_spawn(cnd_worker_t *w, const cnd_inst_t *from,
                   const cnd_question_t *q, cnd_spawn_cb done, void *arg);
+
+/* A one-shot timer for the plugin that parked @r: @cb(@r, @arg) runs on
+ * r's worker after @ms, unless stopped first or the request ends.  One
+ * per request at a time (starting again re-arms it); no handle to manage:
+ * it lives in the pooled request.  Returns 0. */
+int cnd_req_timer_start(cnd_req_t *r, uint64_t ms, cnd_req_timer_cb cb,
+                        void *arg);
+void cnd_req_timer_stop(cnd_req_t *r);
 
 /* The plugin that request @r is parked in (NULL when not parked). */
 const cnd_inst_t *cnd_req_parked_in(const cnd_req_t *r);

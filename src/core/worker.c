@@ -80,6 +80,7 @@ cnd__req_get(cnd_worker_t *w)
             return NULL;
         }
         uv_timer_init(&w->loop, &r->deadline);
+        uv_timer_init(&w->loop, &r->timer);
         w->nreqs++;
     }
     memset(r, 0, offsetof(cnd_req_t, deadline));
@@ -103,9 +104,26 @@ req_free_cb(uv_handle_t *h)
 {
     cnd_req_t *r = h->data;
     cnd_worker_t *w = r->worker;
+    /* Two handles: free after the second has closed, whichever order
+     * libuv runs their callbacks in. */
+    if (--r->open_handles > 0) {
+        return;
+    }
     w->nreqs--;
     free(r);
     cnd__worker_maybe_done(w);
+}
+
+
+/* Close a pooled request's handles; req_free_cb frees it. */
+static void
+req_free(cnd_req_t *r)
+{
+    r->open_handles = 2;
+    r->deadline.data = r;
+    r->timer.data = r;
+    uv_close((uv_handle_t *)&r->deadline, req_free_cb);
+    uv_close((uv_handle_t *)&r->timer, req_free_cb);
 }
 
 
@@ -117,6 +135,7 @@ cnd__req_release(cnd_req_t *r)
         uv_timer_stop(&r->deadline);
         r->deadline_on = false;
     }
+    uv_timer_stop(&r->timer);
     r->prev->next = r->next;
     r->next->prev = r->prev;
     w->ninflight--;
@@ -133,8 +152,7 @@ cnd__req_release(cnd_req_t *r)
         w->free = r;
         w->nfree++;
     } else {
-        r->deadline.data = r;
-        uv_close((uv_handle_t *)&r->deadline, req_free_cb);
+        req_free(r);
     }
     cnd__worker_maybe_done(w);
 }
@@ -225,8 +243,7 @@ cnd__worker_maybe_done(cnd_worker_t *w)
         cnd_req_t *r = w->free;
         w->free = r->next;
         w->nfree--;
-        r->deadline.data = r;
-        uv_close((uv_handle_t *)&r->deadline, req_free_cb);
+        req_free(r);
     }
     uv_close((uv_handle_t *)&w->async, worker_handle_closed);
     uv_close((uv_handle_t *)&w->prepare, worker_handle_closed);

@@ -245,6 +245,7 @@ rig_fini(rig_t *rig)
         cnd_req_t *r = w->free;
         w->free = r->next;
         uv_close((uv_handle_t *)&r->deadline, rig_close_cb);
+        uv_close((uv_handle_t *)&r->timer, rig_close_cb);
         uv_run(&w->loop, UV_RUN_NOWAIT);
         free(r);
     }

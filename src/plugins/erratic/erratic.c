@@ -9,9 +9,9 @@
  * types fail with SERVFAIL.
  *
  * The delay is candor's asynchronous path in its smallest form: the query
- * hook builds the answer, parks the request (CND_ASYNC) on a timer taken
- * from a per-worker pool, and the timer resumes it with CND_DONE; cancel()
- * stops the timer when the request is dropped first.
+ * hook builds the answer, parks the request (CND_ASYNC) on the request's
+ * timer, and the timer resumes it with CND_DONE; cancel() stops the timer
+ * when the request is dropped first.
  */
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -30,29 +30,6 @@ typedef struct {
     bool large;
     atomic_uint_fast64_t count;
 } erratic_conf_t;
-
-/* A delay timer, from the worker's pool (worker lifetime). */
-typedef struct erratic_timer_s erratic_timer_t;
-typedef struct {
-    erratic_timer_t *free;
-    erratic_timer_t *all;
-    uv_loop_t *loop;
-} erratic_worker_t;
-
-struct erratic_timer_s {
-    uv_timer_t timer;
-    cnd_req_t *r; /* the parked request                */
-    cnd_rc_t rc;  /* what to resume it with            */
-    erratic_worker_t *ew;
-    erratic_timer_t *next; /* pool free list                    */
-    erratic_timer_t *all;  /* every timer of the worker         */
-};
-
-/* Per request: the timer it waits on. */
-typedef struct {
-    erratic_timer_t *t;
-} erratic_ctx_t;
-
 
 /* "AMOUNT": a non-negative integer. */
 static int
@@ -127,59 +104,11 @@ erratic_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
 }
 
 
-static int
-erratic_worker_init(cnd_worker_t *w, cnd_inst_t *self, void **wdata)
-{
-    (void)self;
-    erratic_worker_t *ew = calloc(1, sizeof(*ew));
-    if (ew == NULL) {
-        return -1;
-    }
-    ew->loop = cnd_worker_loop(w);
-    *wdata = ew;
-    return 0;
-}
-
-
+/* The delay is over: answer (or fail) now. */
 static void
-erratic_timer_closed(uv_handle_t *h)
+erratic_delay_cb(cnd_req_t *r, void *arg)
 {
-    free(h->data);
-}
-
-
-static void
-erratic_worker_fini(cnd_worker_t *w, cnd_inst_t *self, void *wdata)
-{
-    (void)w;
-    (void)self;
-    erratic_worker_t *ew = wdata;
-    for (erratic_timer_t *t = ew->all, *next; t != NULL; t = next) {
-        next = t->all;
-        t->timer.data = t;
-        uv_close((uv_handle_t *)&t->timer, erratic_timer_closed);
-    }
-    free(ew);
-}
-
-
-static void
-erratic_put_timer(erratic_worker_t *ew, erratic_timer_t *t)
-{
-    t->r = NULL;
-    t->next = ew->free;
-    ew->free = t;
-}
-
-
-static void
-erratic_delay_cb(uv_timer_t *h)
-{
-    erratic_timer_t *t = h->data;
-    cnd_req_t *r = t->r;
-    cnd_rc_t rc = t->rc;
-    erratic_put_timer(t->ew, t);
-    cnd_req_resume(r, rc);
+    cnd_req_resume(r, (cnd_rc_t)(intptr_t)arg);
 }
 
 
@@ -245,27 +174,10 @@ erratic_query(cnd_req_t *r, cnd_inst_t *self)
     if (!delay) {
         return answered ? CND_DONE : CND_FAIL;
     }
-    erratic_worker_t *ew = cnd_req_wdata(r, self);
-    erratic_timer_t *t = ew->free;
-    if (t != NULL) {
-        ew->free = t->next;
-    } else {
-        t = calloc(1, sizeof(*t));
-        if (t == NULL) {
-            return answered ? CND_DONE : CND_FAIL;
-        }
-        uv_timer_init(ew->loop, &t->timer);
-        t->timer.data = t;
-        t->ew = ew;
-        t->all = ew->all;
-        ew->all = t;
-    }
-    t->r = r;
-    t->rc = answered ? CND_DONE : CND_FAIL; /* a failure waits too */
-    erratic_ctx_t *ctx = cnd_req_ctx(r, self);
-    ctx->t = t;
-    uv_timer_start(&t->timer, erratic_delay_cb,
-                   (uint64_t)(c->duration_ns / CND_NS_PER_MS), 0);
+    /* A failure waits too, as in CoreDNS. */
+    cnd_rc_t rc = answered ? CND_DONE : CND_FAIL;
+    cnd_req_timer_start(r, (uint64_t)(c->duration_ns / CND_NS_PER_MS),
+                        erratic_delay_cb, (void *)(intptr_t)rc);
     return CND_ASYNC;
 }
 
@@ -273,9 +185,7 @@ erratic_query(cnd_req_t *r, cnd_inst_t *self)
 static void
 erratic_cancel(cnd_req_t *r, cnd_inst_t *self)
 {
-    erratic_ctx_t *ctx = cnd_req_ctx(r, self);
-    uv_timer_stop(&ctx->t->timer);
-    erratic_put_timer(cnd_req_wdata(r, self), ctx->t);
+    cnd_req_timer_stop(r);
     char dur[32];
     cnd_req_fail(
         r, KNOT_RCODE_SERVFAIL, 0, "dropped while delaying the answer by %s",
@@ -287,10 +197,7 @@ erratic_cancel(cnd_req_t *r, cnd_inst_t *self)
 const cnd_plugin_t cnd_plugin_erratic = {
     .name = "erratic",
     .conf_size = sizeof(erratic_conf_t),
-    .ctx_size = sizeof(erratic_ctx_t),
     .parse = erratic_parse,
-    .worker_init = erratic_worker_init,
-    .worker_fini = erratic_worker_fini,
     .query = erratic_query,
     .cancel = erratic_cancel,
 };
