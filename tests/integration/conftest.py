@@ -191,6 +191,27 @@ def candor(tmp_path):
     assert not failures, "\n".join(failures)
 
 
+def scrape(port, addr="127.0.0.1"):
+    """GET /metrics of the prometheus plugin; the text."""
+    import urllib.request
+    with urllib.request.urlopen("http://%s:%d/metrics" % (addr, port),
+                                timeout=5) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return r.read().decode()
+
+
+def metric(text, name, **labels):
+    """The value of the series of `name` with exactly these labels (in
+    this order), or None."""
+    want = ",".join('%s="%s"' % kv for kv in labels.items())
+    for line in text.splitlines():
+        if line.startswith(name + "{" + want + "}") or \
+                (not labels and line.startswith(name + " ")):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 def run_candor(*args, cwd=None, timeout=10, env=None):
     """Run candor to completion (flags, -validate, -version)."""
     penv = dict(os.environ)

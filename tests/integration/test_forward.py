@@ -17,7 +17,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from conftest import free_addr, free_port, run_candor
+from conftest import free_addr, free_port, metric, run_candor, scrape
 from upstreams import closed_port
 
 
@@ -460,25 +460,6 @@ def test_config_errors(tmp_path):
 
 
 # ---- counters, scraped by the prometheus plugin ------------------------
-
-def scrape(port, addr="127.0.0.1"):
-    import urllib.request
-    with urllib.request.urlopen("http://%s:%d/metrics" % (addr, port),
-                                timeout=5) as r:
-        assert r.status == 200
-        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        return r.read().decode()
-
-
-def metric(text, name, **labels):
-    """The value of the series of `name` with exactly these labels."""
-    want = ",".join('%s="%s"' % kv for kv in labels.items())
-    for line in text.splitlines():
-        if line.startswith(name + "{" + want + "}") or \
-                (not labels and line.startswith(name + " ")):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
 
 def test_forward_counters(candor, upstream, tmp_path):
     import subprocess

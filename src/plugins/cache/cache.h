@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plugins/cache/cache.h - what the files of the cache plugin share.
+ *
+ * setup.c reads the Corefile; store.c keeps answers (sharded tables of
+ * wire-format entries, a lock per shard); cache.c answers from them,
+ * stores what comes back, serves stale answers and refreshes in the
+ * background.
+ *
+ * Lifetimes: cache_conf_t and its stores are config lifetime (a reload
+ * starts an empty cache, as CoreDNS's does); entries are malloc'd, owned
+ * by their shard and freed under its lock; cache_worker_t is worker
+ * lifetime; cache_ctx_t is request lifetime.
+ */
+#ifndef CND_PLUGINS_CACHE_H
+#define CND_PLUGINS_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libknot/libknot.h>
+#include <uv.h>
+
+#include "core/metrics.h"
+#include "core/plugin.h"
+
+#define CACHE_SHARDS 256
+/* Longest key: flags, type, class and the longest name. */
+#define CACHE_KEY_MAX (1 + 2 + 2 + KNOT_DNAME_MAXLEN)
+
+/* What an entry holds. */
+enum {
+    CACHE_SUCCESS = 0, /* answers, delegations, empty NOERROR          */
+    CACHE_DENIAL = 1,  /* NXDOMAIN and NODATA with their SOA           */
+    CACHE_SERVFAIL = 2 /* a failure, remembered briefly (RFC 9520)     */
+};
+
+/* One cached answer, shared by every worker.  Malloc'd; owned by its
+ * shard; read and changed only under the shard's lock. */
+typedef struct cache_entry_s cache_entry_t;
+struct cache_entry_s {
+    cache_entry_t *next;          /* bucket chain                      */
+    cache_entry_t *older, *newer; /* the shard's insertion order       */
+    uint64_t hash;
+    uint64_t stored;     /* cache clock (ms) when stored      */
+    uint64_t last_hit;   /* prefetch bookkeeping (ms)         */
+    uint64_t refresh_at; /* when the last refresh started     */
+    uint32_t ttl;        /* its records' TTL when stored (s)  */
+    uint32_t hits;
+    uint8_t kind;        /* CACHE_*                           */
+    bool refreshing;     /* a refresh runs, on some worker    */
+    bool refresh_failed; /* and the last one failed           */
+    uint16_t keylen, wirelen, nttl;
+    /* Why: a SERVFAIL entry's cause, or why the last refresh failed. */
+    uint16_t cause_code;        /* EDE code, CND_EDE_NONE for none   */
+    const char *cause_plugin;   /* static                            */
+    const char *cause_upstream; /* config lifetime, may be NULL      */
+    char *cause;                /* malloc'd, may be NULL             */
+    uint8_t data[];             /* key, wire, TTL offsets (uint16)   */
+};
+
+typedef struct cache_shard_s {
+    uv_mutex_t lock;
+    cache_entry_t **buckets;
+    uint32_t mask; /* buckets - 1                       */
+    uint32_t count, cap;
+    cache_entry_t *oldest, *newest;
+} cache_shard_t;
+
+/* One table: success or denial.  Config lifetime. */
+typedef struct cache_store_s {
+    cache_shard_t shards[CACHE_SHARDS];
+    bool ready; /* shards initialised                */
+} cache_store_t;
+
+/* Zones (lowercase wire) a setting applies to. */
+typedef struct cache_zones_s {
+    const knot_dname_t **v;
+    size_t n;
+} cache_zones_t;
+
+typedef enum {
+    CACHE_STALE_OFF = 0,
+    CACHE_STALE_IMMEDIATE, /* serve stale, refresh behind       */
+    CACHE_STALE_VERIFY     /* refresh first, stale on failure   */
+} cache_stale_mode_t;
+
+typedef struct cache_conf_s {
+    cache_zones_t zones;    /* names served from the cache       */
+    uint32_t pcap, ncap;    /* capacities (entries)              */
+    uint32_t pttl, minpttl; /* success: max and min TTL (s)      */
+    uint32_t nttl, minnttl; /* denial                             */
+    uint32_t servfail_ttl;  /* 0: failures are not cached        */
+    uint32_t prefetch;      /* AMOUNT, 0: off                    */
+    uint32_t prefetch_gap;  /* DURATION (s)                      */
+    uint32_t prefetch_pct;  /* PERCENTAGE                        */
+    cache_stale_mode_t stale;
+    uint32_t stale_max;     /* how long past expiry (s)          */
+    uint32_t stale_ttl;     /* TTL on stale records (s)          */
+    uint32_t stale_recheck; /* a failed refresh waits this (s)   */
+    uint32_t verify_ms;     /* verify: wait this for the refresh */
+    cache_zones_t no_success, no_denial;
+    bool keepttl;
+    cache_store_t *success, *denial; /* malloc'd in init()             */
+    char server[96];                 /* metric labels                     */
+    char zones_label[256];
+} cache_conf_t;
+
+/* Per worker: metric series and the refreshes it runs. */
+typedef struct cache_refresh_s cache_refresh_t;
+typedef struct cache_worker_s {
+    cnd_series_t *hits[2], *misses, *requests, *prefetch, *drops, *stale;
+    cnd_series_t *entries[2], *evictions[2];
+    cache_refresh_t *refreshes; /* in flight on this worker          */
+} cache_worker_t;
+
+/* store.c: the key of a query: DO and CD bits, type, class, name. */
+size_t cache_key(uint8_t *key, const knot_dname_t *qname, uint16_t qtype,
+                 uint16_t qclass, bool do_bit, bool cd);
+uint64_t cache_hash(const uint8_t *key, size_t len);
+
+int cache_store_init(cache_store_t *st, uint32_t cap);
+void cache_store_free(cache_store_t *st);
+
+/* The entry of @key, the shard locked (unlock with cache_unlock), or
+ * NULL (still locked: the caller unlocks). */
+cache_shard_t *cache_shard(cache_store_t *st, uint64_t hash);
+cache_entry_t *cache_find(cache_shard_t *sh, uint64_t hash, const uint8_t *key,
+                          size_t keylen);
+
+/* Put @e in (replacing an entry of the same key), evicting the oldest
+ * when the shard is full.  Locks the shard.  Returns how many entries
+ * were evicted (0 or 1) and, through @replaced, whether one was replaced.
+ * Takes ownership of @e. */
+int cache_insert(cache_store_t *st, cache_entry_t *e, bool *replaced);
+
+/* Build an entry from an answer: @wire without its OPT, every TTL set to
+ * @ttl, the TTL offsets noted.  NULL when out of memory or malformed. */
+cache_entry_t *cache_entry_new(const uint8_t *key, size_t keylen, uint64_t hash,
+                               const uint8_t *wire, size_t len, uint32_t ttl,
+                               uint64_t now_ms, uint8_t kind);
+void cache_entry_free(cache_entry_t *e);
+
+static inline const uint8_t *
+cache_entry_key(const cache_entry_t *e)
+{
+    return e->data;
+}
+
+static inline uint8_t *
+cache_entry_wire(cache_entry_t *e)
+{
+    return e->data + e->keylen;
+}
+
+static inline const uint16_t *
+cache_entry_ttls(const cache_entry_t *e)
+{
+    return (const uint16_t *)(e->data + e->keylen + e->wirelen +
+                              ((e->keylen + e->wirelen) & 1));
+}
+
+/* setup.c */
+extern const cnd_plugin_t cnd_plugin_cache;
+
+/* cache.c: the hooks. */
+int cache_worker_init(cnd_worker_t *w, cnd_inst_t *self, void **wdata);
+void cache_worker_fini(cnd_worker_t *w, cnd_inst_t *self, void *wdata);
+cnd_rc_t cache_query(cnd_req_t *r, cnd_inst_t *self);
+void cache_response(cnd_req_t *r, cnd_inst_t *self);
+void cache_cancel(cnd_req_t *r, cnd_inst_t *self);
+
+/* The request state of the cache. */
+typedef struct cache_ctx_s {
+    uint8_t key[CACHE_KEY_MAX];
+    size_t keylen;
+    uint64_t hash;
+    bool missed;    /* went on: store what comes back     */
+    bool client_ad; /* the client's AD bit                */
+    /* verify mode: the stale answer to give if the refresh fails */
+    uint8_t *stale;
+    uint16_t stale_len;
+    uint32_t stale_age;       /* seconds past expiry                */
+    bool stale_nx;            /* a stale NXDOMAIN                   */
+    cache_refresh_t *waiting; /* the refresh it waits on            */
+    cnd_req_t *r;
+    struct cache_ctx_s *next_waiter;
+} cache_ctx_t;
+
+#endif
