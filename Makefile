@@ -34,7 +34,7 @@ TEST_LDLIBS := $(shell pkg-config --libs cmocka)
 PLUGINS := $(shell awk '!/^\#/ && NF == 1 { print $$1 }' plugin.cfg)
 PLUGIN_SRC := $(foreach p,$(PLUGINS),$(filter-out %_test.c,$(wildcard src/plugins/$(p)/*.c)))
 LIB_SRC := $(wildcard src/util/*.c src/corefile/*.c src/core/*.c src/dns/*.c \
-                      src/admin/*.c) \
+                      src/admin/*.c src/tools/*.c) \
            $(PLUGIN_SRC)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/plugins.o
 MAIN_OBJ := $(BUILD)/obj/src/main.o

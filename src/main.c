@@ -13,9 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/conf.h"
+#include "core/ctl.h"
 #include "core/plugin.h"
 #include "core/server.h"
 #include "util/log.h"
@@ -56,6 +56,9 @@ static const main_flag_t main_flags[] = {
      "worker threads (default: one per CPU)"},
     {"tcp.max_conns", FLAG_UINT, F(opts.tcp_max_conns),
      "TCP connections per worker (default 1024)"},
+    {"ctl", FLAG_STR, F(opts.ctl_path),
+     "control socket for \"candor ctl\" (default /run/candor.ctl as root; "
+     "off: none)"},
     {"help", FLAG_BOOL, F(help), "show this help"},
     {NULL, 0, 0, NULL},
 };
@@ -65,6 +68,7 @@ static void
 main_usage(FILE *f)
 {
     fprintf(f, "Usage: candor [serve] [flags]\n"
+               "       candor ctl [-s PATH] COMMAND [ARGS...]\n"
                "       candor version\n\nFlags:\n");
     for (const main_flag_t *fl = main_flags; fl->name != NULL; fl++) {
         fprintf(f, "  -%-15s %s\n", fl->name, fl->help);
@@ -158,31 +162,6 @@ main_parse_flags(int argc, char **argv, main_flags_t *mf)
 }
 
 
-static char *
-main_read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
-        fclose(f);
-        errno = EISDIR;
-        return NULL;
-    }
-    char *buf = malloc((size_t)st.st_size + 1);
-    if (buf == NULL) {
-        fclose(f);
-        return NULL;
-    }
-    *len = fread(buf, 1, (size_t)st.st_size, f);
-    buf[*len] = '\0';
-    fclose(f);
-    return buf;
-}
-
-
 static int
 main_plugins(void)
 {
@@ -237,7 +216,7 @@ cmd_serve(int argc, char **argv)
     char *text = NULL;
     bool builtin = false;
     if (file != NULL) {
-        text = main_read_file(file, &len);
+        text = cnd_conf_read(file, &len);
         if (text == NULL) {
             fprintf(stderr, "unable to read Corefile %s: %s\n", file,
                     strerror(errno));
@@ -245,7 +224,7 @@ cmd_serve(int argc, char **argv)
         }
     } else {
         file = "Corefile";
-        text = main_read_file(file, &len);
+        text = cnd_conf_read(file, &len);
         if (text == NULL && errno != ENOENT) {
             fprintf(stderr, "unable to read Corefile %s: %s\n", file,
                     strerror(errno));
@@ -253,9 +232,8 @@ cmd_serve(int argc, char **argv)
         }
         if (text == NULL) {
             builtin = true;
-            file = "<built-in default>";
-            text = strdup(cnd_default_corefile);
-            len = strlen(text);
+            file = CND_BUILTIN_FILE;
+            text = cnd_conf_read(file, &len);
             if (!mf.port_set) {
                 mf.opts.dns_port = MAIN_DEFAULT_PORT;
             }
@@ -288,6 +266,31 @@ cmd_serve(int argc, char **argv)
 }
 
 
+/* candor ctl [-s PATH] COMMAND [ARGS...] */
+static int
+cmd_ctl(int argc, char **argv)
+{
+    const char *path = NULL;
+    if (argc >= 2 &&
+        (strcmp(argv[0], "-s") == 0 || strcmp(argv[0], "--s") == 0)) {
+        path = argv[1];
+        argc -= 2;
+        argv += 2;
+    }
+    if (argc == 0) {
+        fprintf(stderr,
+                "Usage: candor ctl [-s PATH] COMMAND [ARGS...]\n"
+                "  -s PATH  the server's control socket (its -ctl; "
+                "default %s)\n"
+                "\"candor ctl help\" lists the commands of the running "
+                "server.\n",
+                cnd_ctl_default_path((char[108]){0}, 108));
+        return 2;
+    }
+    return cnd_ctl_client(path, argc, argv);
+}
+
+
 static int
 cmd_version(int argc, char **argv)
 {
@@ -304,6 +307,7 @@ static const struct {
     int (*run)(int argc, char **argv);
 } main_cmds[] = {
     {"serve", cmd_serve},
+    {"ctl", cmd_ctl},
     {"version", cmd_version},
     {NULL, NULL},
 };

@@ -29,6 +29,7 @@ typedef struct {
     char path[64];
     cnd_http_fn fn;
     void *arg;
+    unsigned refs; /* blocks or snapshots serving it     */
 } http_route_t;
 
 typedef struct {
@@ -93,6 +94,42 @@ http_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
         return 0;
     }
     return -EINVAL;
+}
+
+
+const char *
+cnd_http_addr_err(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    const char *tail = addr; /* where '[' may no longer appear */
+    const char *close_from = addr;
+    if (colon == NULL) {
+        return "missing port in address";
+    }
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (end == NULL) {
+            return "missing ']' in address";
+        }
+        if (end[1] == '\0') {
+            return "missing port in address";
+        }
+        if (end + 1 != colon) {
+            return end[1] == ':' ? "too many colons in address"
+                                 : "missing port in address";
+        }
+        tail = addr + 1;
+        close_from = end + 1;
+    } else if (memchr(addr, ':', (size_t)(colon - addr)) != NULL) {
+        return "too many colons in address";
+    }
+    if (strchr(tail, '[') != NULL) {
+        return "unexpected '[' in address";
+    }
+    if (strchr(close_from, ']') != NULL) {
+        return "unexpected ']' in address";
+    }
+    return NULL;
 }
 
 
@@ -231,9 +268,11 @@ cnd_http_serve(const char *addr, const char *path, cnd_http_fn fn, void *arg,
     uv_mutex_lock(&hd->lock);
     for (size_t i = 0; i < hd->nroutes; i++) {
         if (strcmp(hd->routes[i].path, path) == 0) {
-            /* the same path again (another block): the latest serves */
+            /* the same path again (another block, or the next snapshot
+             * of a reload): the latest serves */
             hd->routes[i].fn = fn;
             hd->routes[i].arg = arg;
+            hd->routes[i].refs++;
             uv_mutex_unlock(&hd->lock);
             return 0;
         }
@@ -247,6 +286,7 @@ cnd_http_serve(const char *addr, const char *path, cnd_http_fn fn, void *arg,
     snprintf(rt->path, sizeof(rt->path), "%s", path);
     rt->fn = fn;
     rt->arg = arg;
+    rt->refs = 1;
     uv_mutex_unlock(&hd->lock);
     return 0;
 }
@@ -262,7 +302,9 @@ cnd_http_unserve(const char *addr, const char *path)
     uv_mutex_lock(&hd->lock);
     for (size_t i = 0; i < hd->nroutes; i++) {
         if (strcmp(hd->routes[i].path, path) == 0) {
-            hd->routes[i] = hd->routes[--hd->nroutes];
+            if (--hd->routes[i].refs == 0) {
+                hd->routes[i] = hd->routes[--hd->nroutes];
+            }
             break;
         }
     }

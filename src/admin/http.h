@@ -19,6 +19,12 @@
 typedef int (*cnd_http_fn)(void *arg, char **body, size_t *len,
                            const char **ctype);
 
+/* Check a listen address as Go's net.SplitHostPort does (for CoreDNS's
+ * messages): NULL when it splits into host and port, else the reason,
+ * worded as Go's ("missing port in address", "too many colons in
+ * address", ...). */
+const char *cnd_http_addr_err(const char *addr);
+
 /* Serve @path on @addr ("host:port", ":port", "[::1]:port",
  * "localhost:port") with @fn.  Starts a daemon for the address on first
  * use.  Returns 0, or -1 with the reason in @err ("listen tcp ...: bind:
@@ -26,7 +32,13 @@ typedef int (*cnd_http_fn)(void *arg, char **body, size_t *len,
 int cnd_http_serve(const char *addr, const char *path, cnd_http_fn fn,
                    void *arg, char *err, size_t errlen);
 
-/* Stop serving @path on @addr; the daemon stops with its last path. */
+/* Serving the same path again (another server block, or the next
+ * snapshot during a reload) counts it and replaces its handler: the
+ * latest registration serves.  A handler runs under the daemon's lock,
+ * so once unserve returns no call of it is in progress. */
+
+/* Stop serving @path on @addr once as often as it was served; the daemon
+ * stops with its last path. */
 void cnd_http_unserve(const char *addr, const char *path);
 
 #endif

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/duration.h"
 #include "util/log.h"
@@ -80,6 +81,18 @@ conf_prefix_plugin(cnd_conf_t *cf, const char *name)
 
 
 /* ---- addresses -------------------------------------------------------- */
+
+bool
+cnd_addr_is_any(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+               htonl(INADDR_ANY);
+    }
+    return IN6_IS_ADDR_UNSPECIFIED(
+        &((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
 
 const char *
 cnd_addr_str(const struct sockaddr_storage *ss, char *buf, size_t size,
@@ -352,8 +365,8 @@ cnd_plugin_find(const char *name)
 }
 
 
-static bool
-conf_valid_directive(const char *name)
+bool
+cnd_conf_directive_known(const char *name)
 {
     return cnd_plugin_find(name) != NULL;
 }
@@ -546,7 +559,8 @@ conf_build_chains(cnd_conf_t *cf, cnd_inst_t **list, size_t n)
         for (size_t i = 0; i < n; i++) {
             const cnd_plugin_t *p = list[i]->plugin;
             if (list[i]->srv == srv &&
-                (p->query != NULL || p->response != NULL)) {
+                (p->query != NULL || p->response != NULL ||
+                 p->finish != NULL)) {
                 len++;
             }
         }
@@ -563,7 +577,7 @@ conf_build_chains(cnd_conf_t *cf, cnd_inst_t **list, size_t n)
         cnd_server_t *srv = in->srv;
         const cnd_plugin_t *p = in->plugin;
         in->wslot = (unsigned)i;
-        if (p->query != NULL || p->response != NULL) {
+        if (p->query != NULL || p->response != NULL || p->finish != NULL) {
             in->slot = (unsigned)srv->nchain;
             srv->chain[srv->nchain] = *in;
             in = &srv->chain[srv->nchain++];
@@ -766,6 +780,45 @@ cnd_conf_tickers_stop(cnd_conf_t *cf)
 }
 
 
+void
+cnd_conf_lameduck(cnd_conf_t *cf, int64_t ns)
+{
+    if (ns > cf->lameduck_ns) {
+        cf->lameduck_ns = ns;
+    }
+}
+
+
+char *
+cnd_conf_read(const char *path, size_t *len)
+{
+    if (strcmp(path, CND_BUILTIN_FILE) == 0) {
+        *len = strlen(cnd_default_corefile);
+        return strdup(cnd_default_corefile);
+    }
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
+        fclose(f);
+        errno = EISDIR;
+        return NULL;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    if (buf == NULL) {
+        fclose(f);
+        errno = ENOMEM;
+        return NULL;
+    }
+    *len = fread(buf, 1, (size_t)st.st_size, f);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+
 /* ---- load ------------------------------------------------------------- */
 
 void
@@ -816,8 +869,9 @@ cnd_conf_load(const cnd_opts_t *opts, const char *file, const char *text,
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    if (cnd_corefile_parse(&cf->arena, file, text, len, conf_valid_directive,
-                           &cf->cf, err, errlen) != 0) {
+    if (cnd_corefile_parse(&cf->arena, file, text, len,
+                           cnd_conf_directive_known, &cf->cf, err,
+                           errlen) != 0) {
         goto fail;
     }
     if (cf->cf.nblocks == 0) {

@@ -34,6 +34,7 @@ typedef struct cnd_opts_s {
     unsigned workers;       /* -workers, 0 = one per CPU          */
     unsigned tcp_max_conns; /* -tcp.max_conns, per worker          */
     bool quiet;             /* -quiet                             */
+    const char *ctl_path;   /* -ctl: control socket, NULL default */
 } cnd_opts_t;
 
 /* One zone of a server block: a key of the block, normalised. */
@@ -95,6 +96,7 @@ struct cnd_ticker_s {
 struct cnd_conf_s {
     cnd_arena_t arena;
     atomic_int refs;
+    atomic_int views; /* workers' views of it (worker.c)   */
     const cnd_opts_t *opts;
     const char *file; /* where the text came from          */
     const char *text; /* the Corefile text                 */
@@ -105,16 +107,28 @@ struct cnd_conf_s {
     size_t nlistens;
     cnd_inst_t **insts; /* every instance, by wslot          */
     size_t ninsts;
-    cnd_ticker_t *tickers; /* periodic jobs (hosts reload, ...) */
-    bool tickers_started;  /* their timers are on a loop        */
+    cnd_ticker_t *tickers;    /* periodic jobs (hosts reload, ...) */
+    bool tickers_started;     /* their timers are on a loop        */
+    int64_t lameduck_ns;      /* wait before stopping (health)     */
+    cnd_conf_t *next_retired; /* server.c: replaced, still in use */
     /* During load only: the block being set up, and the error text. */
     cnd_server_t *cur;
     char *err;
     size_t errlen;
 };
 
-/* The built-in Corefile used when there is neither -conf nor ./Corefile. */
+/* The built-in Corefile used when there is neither -conf nor ./Corefile,
+ * and the name a snapshot made from it has as its file. */
 extern const char cnd_default_corefile[];
+#define CND_BUILTIN_FILE "<built-in default>"
+
+/* The text of Corefile @path (malloc'd, NUL-terminated, length in @len),
+ * or of the built-in one for CND_BUILTIN_FILE; NULL with errno set. */
+char *cnd_conf_read(const char *path, size_t *len);
+
+/* Is @name a CoreDNS directive (built or not)?  For parsing a Corefile
+ * as the loader does. */
+bool cnd_conf_directive_known(const char *name);
 
 /* Build a snapshot from @len bytes of @text read from @file.  Returns it
  * with one reference, or NULL with the reason in @err: CoreDNS's message
@@ -140,6 +154,11 @@ int cnd_conf_err(cnd_conf_t *cf, const cnd_inst_t *self, const char *fmt, ...)
 int cnd_conf_every(cnd_conf_t *cf, int64_t interval_ns, cnd_tick_fn fn,
                    void *arg);
 
+/* For parse() and init() hooks: on SIGTERM, keep serving DNS for @ns
+ * before stopping (the health plugin's lameduck).  The longest asked
+ * wins. */
+void cnd_conf_lameduck(cnd_conf_t *cf, int64_t ns);
+
 /* Start / stop the snapshot's jobs on @loop (the server, main thread).
  * Stopping closes the timers: run the loop once more before the snapshot
  * may be freed, so the close callbacks have run. */
@@ -161,6 +180,9 @@ int cnd_conf_add_bind(cnd_conf_t *cf, const struct sockaddr_storage *ss);
  * NULL: for plugins that need "the zone" of a query. */
 const cnd_zone_t *cnd_listen_route(const cnd_listen_t *l,
                                    const knot_dname_t *qname, uint16_t qtype);
+
+/* Is @ss the wildcard address (0.0.0.0 or ::)? */
+bool cnd_addr_is_any(const struct sockaddr_storage *ss);
 
 /* Format @ss as "1.2.3.4:53" or "[::1]:53" (port 0: no port). */
 const char *cnd_addr_str(const struct sockaddr_storage *ss, char *buf,

@@ -39,6 +39,8 @@
 /* Default cap on TCP connections per worker. */
 #define CND_TCP_MAX_CONNS 1024
 
+typedef struct cnd_wlisten_s cnd_wlisten_t;
+
 /* A UDP listening socket of one worker. */
 typedef struct cnd_udp_s {
     uv_poll_t poll;
@@ -46,15 +48,30 @@ typedef struct cnd_udp_s {
     int family;    /* of the socket                   */
     bool wildcard; /* bound to any: answer from pktinfo */
     cnd_worker_t *w;
-    const cnd_listen_t *listen;
+    cnd_wlisten_t *wl;
+    const cnd_listen_t *listen; /* of the current snapshot       */
 } cnd_udp_t;
 
 /* A TCP listening socket of one worker. */
 typedef struct cnd_tcpl_s {
     uv_tcp_t tcp;
     cnd_worker_t *w;
+    cnd_wlisten_t *wl;
     const cnd_listen_t *listen;
 } cnd_tcpl_t;
+
+/* One listen address of one worker: its UDP and TCP sockets.  Malloc'd;
+ * handles do not move, so requests may point at its UDP socket.  A
+ * reload keeps it when the new snapshot listens there too (pointing it
+ * at the new cnd_listen_t), else retires it with the old view: it stops
+ * reading and closes when the old view's last request is done.  Freed
+ * when both handles have closed. */
+struct cnd_wlisten_s {
+    cnd_udp_t udp;
+    cnd_tcpl_t tcpl;
+    unsigned open;       /* handles not yet closed           */
+    cnd_wlisten_t *next; /* a retired view's list            */
+};
 
 /* One TCP client connection (RFC 7766).  Worker lifetime (malloc). */
 typedef struct cnd_conn_s cnd_conn_t;
@@ -72,14 +89,19 @@ struct cnd_conn_s {
     int64_t nqueries; /* taken so far                      */
     unsigned handles; /* open libuv handles (socket, timer) */
     bool reading, eof, closing;
-    bool processing;         /* inside tcp_process(): no re-entry  */
+    bool processing; /* inside tcp_process(): no re-entry  */
+    bool retired;    /* its address is gone (reload): finish and close */
     cnd_conn_t *next, *prev; /* the worker's connections          */
 };
 
 /* A message from the main thread. */
 typedef enum {
-    CND_MSG_STOP = 1, /* graceful stop */
+    CND_MSG_STOP = 1, /* graceful stop                          */
+    CND_MSG_CALL = 2, /* run call_fn on the worker, post call_done */
 } cnd_msg_type_t;
+
+/* A function the main thread runs on a worker (cnd__worker_call). */
+typedef void (*cnd_call_fn)(cnd_worker_t *w, void *arg);
 
 /* Sockets of one listen address for one worker, made by the main thread
  * (so bind errors are reported before anything runs). */
@@ -96,12 +118,18 @@ struct cnd_worker_s {
     uv_prepare_t prepare;  /* before the loop sleeps: send        */
     uv_check_t check;      /* after I/O: send                     */
     uv_timer_t stop_timer; /* graceful stop grace                 */
-    cnd_wconf_t *wc;       /* current snapshot                    */
+    cnd_wconf_t *wc;       /* current view of the snapshot        */
+    cnd_wconf_t *old;      /* views retired by reloads, in use    */
+    cnd_wconf_t *next_wc;  /* made by a reload, not yet current   */
     const cnd_opts_t *opts;
 
     /* Messages from the main thread (under msg_lock). */
     uv_mutex_t msg_lock;
     unsigned msgs; /* bit set of cnd_msg_type_t           */
+    cnd_call_fn call_fn;
+    void *call_arg;
+    uv_sem_t call_done;
+    atomic_bool exited; /* the loop has ended: no more calls   */
 
     /* Requests. */
     cnd_req_t *free;
@@ -111,10 +139,10 @@ struct cnd_worker_s {
 
     /* Listeners and connections. */
     cnd_wsock_t *socks; /* from the main thread, per listen    */
-    cnd_udp_t *udp;
-    cnd_tcpl_t *tcpl;
+    cnd_wlisten_t **ls; /* by the current snapshot's listens   */
     size_t nlisten;
-    cnd_conn_t conns; /* list head (sentinel)                */
+    cnd_wlisten_t **next_ls; /* a reload's, made by prepare     */
+    cnd_conn_t conns;        /* list head (sentinel)                */
     unsigned nconns;
 
     /* UDP receive batch. */
@@ -146,8 +174,10 @@ struct cnd_worker_s {
     uv_sem_t started; /* posted once start-up is done        */
 
     /* Counters (read by ctl and metrics). */
-    uint64_t dropped;      /* queries dropped: malformed, overload */
-    cnd_mstore_t *metrics; /* this worker's series                */
+    uint64_t dropped;                /* queries dropped: malformed, overload */
+    unsigned ninflight_max;          /* the most in flight at once          */
+    cnd_mstore_t *metrics;           /* this worker's series                */
+    cnd_series_t *m_current, *m_max; /* candor_requestlist_*     */
 };
 
 /* worker.c: start the thread of @w on @conf, using w->socks; wait until
@@ -155,8 +185,31 @@ struct cnd_worker_s {
 int cnd__worker_start(cnd_worker_t *w, cnd_conf_t *conf);
 /* Ring the doorbell of @w with a CND_MSG_* bit.  Any thread. */
 void cnd__worker_post(cnd_worker_t *w, unsigned msg);
+/* Run @fn(@w, @arg) on the thread of @w and wait until it returned.
+ * Main thread; returns -1 without running it when the worker's loop has
+ * ended. */
+int cnd__worker_call(cnd_worker_t *w, cnd_call_fn fn, void *arg);
 void cnd__worker_join(cnd_worker_t *w);
-cnd_req_t *cnd__req_get(cnd_worker_t *w);
+
+/* Reload, in two steps run on each worker through cnd__worker_call.
+ * Prepare: make the view of @conf (every plugin's worker_init), using
+ * w->socks for the listen addresses it does not have yet; fails with the
+ * reason in w->start_err.  Then commit on every worker (the view becomes
+ * current, listeners are kept, opened or retired, the old view retires
+ * until its last request ends) or abort (the new view is undone). */
+typedef struct cnd_reload_s {
+    cnd_conf_t *conf;
+    int rc;
+} cnd_reload_t;
+void cnd__worker_prepare(cnd_worker_t *w, void *reload);
+void cnd__worker_commit(cnd_worker_t *w, void *reload);
+void cnd__worker_abort(cnd_worker_t *w, void *reload);
+
+/* A request from the pool for view @wc (the worker's current one, or an
+ * older one for requests spawned by its plugins), or NULL. */
+cnd_req_t *cnd__req_get(cnd_worker_t *w, cnd_wconf_t *wc);
+/* The view of @w whose snapshot is @conf, or NULL. */
+cnd_wconf_t *cnd__worker_view(cnd_worker_t *w, const cnd_conf_t *conf);
 void cnd__req_release(cnd_req_t *r);
 void cnd__worker_maybe_done(cnd_worker_t *w);
 
@@ -181,11 +234,20 @@ void cnd__udp_flush(cnd_worker_t *w);
 /* tcp.c */
 int cnd__tcp_start(cnd_tcpl_t *l, int fd);
 void cnd__tcp_close_listener(cnd_tcpl_t *l);
+/* A reload made @conf current: connections to an address it still
+ * listens on move to its listen; the others finish and close. */
+void cnd__tcp_retarget(cnd_worker_t *w, const cnd_conf_t *conf);
 void cnd__tcp_send(cnd_req_t *r);
 /* A request of a connection starts / ends (released). */
 void cnd__tcp_req_attach(cnd_req_t *r);
 void cnd__tcp_req_done(cnd_req_t *r);
 void cnd__tcp_stop(cnd_worker_t *w);
+
+/* server.c: the workers of the serving process (for ctl), or NULL. */
+cnd_worker_t *cnd__server_workers(unsigned *n);
+
+/* A handle of @wl has closed; frees it after the last (worker.c). */
+void cnd__wlisten_closed(cnd_wlisten_t *wl);
 
 /* Unmap an IPv4-mapped IPv6 address in place. */
 void cnd__addr_unmap(struct sockaddr_storage *ss);

@@ -354,16 +354,52 @@ cnd_mstore_free(cnd_mstore_t *st)
 }
 
 
+static cnd_series_t *metrics_series(cnd_mstore_t *st, const cnd_mfamily_t *fam,
+                                    va_list ap);
+
+
 cnd_series_t *
 cnd_metric_series(cnd_mstore_t *st, const cnd_mfamily_t *fam, ...)
+{
+    va_list ap;
+    va_start(ap, fam);
+    cnd_series_t *s = metrics_series(st, fam, ap);
+    va_end(ap);
+    return s;
+}
+
+
+cnd_series_t *
+cnd_metric_series_ref(cnd_mstore_t *st, const cnd_mfamily_t *fam, ...)
+{
+    va_list ap;
+    va_start(ap, fam);
+    cnd_series_t *s = metrics_series(st, fam, ap);
+    va_end(ap);
+    if (s != NULL) {
+        s->refs++;
+    }
+    return s;
+}
+
+
+void
+cnd_metric_series_unref(cnd_mstore_t *st, cnd_series_t *s)
+{
+    if (s != NULL && --s->refs == 0) {
+        cnd_metric_series_drop(st, s);
+    }
+}
+
+
+static cnd_series_t *
+metrics_series(cnd_mstore_t *st, const cnd_mfamily_t *fam, va_list ap)
 {
     metrics_buf_t lb = {0};
     if (!metrics_reserve(&lb, 0)) {
         return NULL;
     }
     lb.p[0] = '\0'; /* a family without labels has "" */
-    va_list ap;
-    va_start(ap, fam);
     bool ended = false;
     for (size_t i = 0; fam->labels != NULL && fam->labels[i] != NULL; i++) {
         /* stop reading at the NULL: the missing values are "" */
@@ -380,7 +416,6 @@ cnd_metric_series(cnd_mstore_t *st, const cnd_mfamily_t *fam, ...)
         metrics_put_escaped(&lb, v != NULL ? v : "", true);
         metrics_putc(&lb, '"');
     }
-    va_end(ap);
     if (lb.oom) {
         free(lb.p);
         return NULL;
@@ -433,6 +468,42 @@ cnd_metric_series(cnd_mstore_t *st, const cnd_mfamily_t *fam, ...)
         metrics_grow(st);
     }
     return s;
+}
+
+
+void
+cnd_metric_series_drop(cnd_mstore_t *st, cnd_series_t *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    size_t i = metrics_hash(s->fam, s->labels) & (st->nhash - 1);
+    cnd_series_t **pp = &st->hash[i];
+    while (*pp != NULL && *pp != s) {
+        pp = &(*pp)->next;
+    }
+    if (*pp == NULL) {
+        return;
+    }
+    *pp = s->next;
+    uv_mutex_lock(&st->lock);
+    cnd_series_t *prev = NULL;
+    for (cnd_series_t *x = st->head; x != s; x = x->all) {
+        prev = x;
+    }
+    if (prev != NULL) {
+        prev->all = s->all;
+    } else {
+        st->head = s->all;
+    }
+    if (st->tail == s) {
+        st->tail = prev;
+    }
+    st->n--;
+    uv_mutex_unlock(&st->lock);
+    free(s->labels);
+    free(s->bucket);
+    free(s);
 }
 
 
@@ -503,6 +574,24 @@ cnd_metrics_remove_store(cnd_mstore_t *st)
         st->listed = false;
     }
     uv_mutex_unlock(&metrics_mu);
+}
+
+
+/* Main thread only. */
+static cnd_mstore_t *metrics_main;
+
+cnd_mstore_t *
+cnd_main_metrics(void)
+{
+    if (metrics_main == NULL) {
+        cnd_mstore_t *st = cnd_mstore_new();
+        if (st == NULL || cnd_metrics_add_store(st) != 0) {
+            cnd_mstore_free(st);
+            return NULL;
+        }
+        metrics_main = st;
+    }
+    return metrics_main;
 }
 
 

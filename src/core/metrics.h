@@ -50,6 +50,7 @@ struct cnd_series_s {
     _Atomic uint64_t *bucket;  /* histogram: nbuckets + 1 (+Inf)  */
     _Atomic uint64_t sum_bits; /* histogram: sum, double's bits   */
     cnd_series_t *next;        /* store's hash chain              */
+    unsigned refs;             /* cnd_metric_series_ref users     */
     cnd_series_t *all;         /* store's list, insertion order   */
 };
 
@@ -67,6 +68,18 @@ void cnd_mstore_free(cnd_mstore_t *st);
  * pointer. */
 cnd_series_t *cnd_metric_series(cnd_mstore_t *st, const cnd_mfamily_t *fam,
                                 ...);
+
+/* For series that several config snapshots share during a reload (a
+ * gauge per upstream, per plugin): cnd_metric_series() counted, and the
+ * series dropped when the last user lets go.  The store's thread only. */
+cnd_series_t *cnd_metric_series_ref(cnd_mstore_t *st, const cnd_mfamily_t *fam,
+                                    ...);
+void cnd_metric_series_unref(cnd_mstore_t *st, cnd_series_t *s);
+
+/* Take series @s out of store @st and free it (a gauge whose labels
+ * changed, such as the running configuration's hash).  The store's
+ * thread only. */
+void cnd_metric_series_drop(cnd_mstore_t *st, cnd_series_t *s);
 
 /* Count.  The store's thread only: a plain load and store, no lock. */
 static inline void
@@ -105,6 +118,10 @@ void cnd_metrics_remove_store(cnd_mstore_t *st);
  * output is stable.  Returns a malloc'd string (free it), NULL when out
  * of memory. */
 char *cnd_metrics_render(void);
+
+/* The main thread's store (reload, health probes, ...), made and listed
+ * on first use.  Main thread only; NULL when out of memory. */
+cnd_mstore_t *cnd_main_metrics(void);
 
 /* Render only the given stores (tests). */
 char *cnd_metrics_render_stores(cnd_mstore_t *const *stores, size_t n);

@@ -84,6 +84,11 @@ struct cnd_plugin_s {
      * error from start() stops the server at start-up (cnd_conf_err). */
     int (*start)(cnd_conf_t *cf, cnd_inst_t *self);
     void (*stop)(cnd_inst_t *self);
+    /* SIGTERM or SIGINT: the server is about to stop.  Runs in chain
+     * order on the serving snapshot before the lameduck wait
+     * (cnd_conf_lameduck), while DNS is still served; stop() follows
+     * once the workers are done. */
+    void (*shutdown)(cnd_inst_t *self);
     /* The snapshot is being freed (no request uses it any more), or the
      * load failed: runs for every instance whose parse() ran, even when
      * parse() or init() failed or never ran, so it must cope with a
@@ -98,11 +103,23 @@ struct cnd_plugin_s {
     cnd_rc_t (*query)(cnd_req_t *r, cnd_inst_t *self);
     /* The way back, on every plugin before the one that answered. */
     void (*response)(cnd_req_t *r, cnd_inst_t *self);
+    /* The answer is final (r->out, r->out_len: what the client gets)
+     * and about to be sent: for metrics.  Runs after every response(),
+     * on the same plugins. */
+    void (*finish)(cnd_req_t *r, cnd_inst_t *self);
     /* The request parked by this plugin is dropped (deadline, client
      * gone, shutdown): stop timers, forget r.  Never resume after it. */
     void (*cancel)(cnd_req_t *r, cnd_inst_t *self);
 
-    /* For /ready: 1 ready, 0 not yet.  NULL means always ready. */
+    /* For "candor ctl dump_requestlist": what request @r, parked in this
+     * plugin, waits on ("127.0.0.1:53 udp, try 2 of 2, sent 1.2s ago").
+     * Worker thread; writes at most @size bytes to @buf. */
+    void (*describe)(const cnd_req_t *r, cnd_inst_t *self, char *buf,
+                     size_t size);
+
+    /* For /ready: 1 ready, 0 not yet.  NULL means always ready.  Runs on
+     * the HTTP server's thread while workers serve: read only atomics or
+     * what is const. */
     int (*ready)(cnd_inst_t *self);
 };
 
@@ -114,6 +131,9 @@ struct cnd_wconf_s {
     void **pdata;      /* by cnd_inst_t.wslot                */
     unsigned inflight; /* requests that use it               */
     bool inited;       /* worker_init() ran for every inst   */
+    /* Core only: a view retired by a reload, until its last request. */
+    struct cnd_wconf_s *older;     /* the worker's list of them     */
+    struct cnd_wlisten_s *retired; /* listeners only it still uses */
 };
 
 /* This plugin's request context (zeroed, ctx_size bytes). */

@@ -282,7 +282,7 @@ cnd__req_input(cnd_worker_t *w, cnd_proto_t proto, void *conn,
         w->dropped++;
         return;
     }
-    cnd_req_t *r = cnd__req_get(w);
+    cnd_req_t *r = cnd__req_get(w, w->wc);
     if (r == NULL) {
         w->dropped++;
         return;
@@ -715,6 +715,15 @@ req_finish(cnd_req_t *r)
             r->out = NULL;
         }
     }
+    if (r->srv != NULL && r->out != NULL) {
+        for (unsigned i = r->pos < r->srv->nchain ? r->pos : r->srv->nchain;
+             i-- > r->first;) {
+            cnd_inst_t *self = &r->srv->chain[i];
+            if (self->plugin->finish != NULL) {
+                self->plugin->finish(r, self);
+            }
+        }
+    }
     switch (r->proto) {
     case CND_PROTO_UDP:
         cnd__udp_send(r);
@@ -741,7 +750,9 @@ cnd_req_spawn(cnd_worker_t *w, const cnd_inst_t *from, const cnd_question_t *q,
     if (from->slot == UINT_MAX || from->slot + 1 >= from->srv->nchain) {
         return -EINVAL; /* nothing after it to ask */
     }
-    cnd_req_t *r = cnd__req_get(w);
+    /* The view of the snapshot @from belongs to: after a reload, the
+     * plugins of the old one still spawn (a refresh for its request). */
+    cnd_req_t *r = cnd__req_get(w, cnd__worker_view(w, from->srv->conf));
     if (r == NULL) {
         return -EBUSY;
     }

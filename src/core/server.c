@@ -29,6 +29,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "core/ctl.h"
 #include "core/internal.h"
 #include "util/log.h"
 
@@ -40,6 +41,8 @@
 #endif
 
 const char cnd_version[] = "candor-" CND_VERSION;
+const char cnd_version_number[] = CND_VERSION;
+const char cnd_revision[] = CND_COMMIT;
 
 /* The serving process.  Main thread only, but for `done`, which workers
  * raise through `done_async`. */
@@ -50,11 +53,26 @@ typedef struct {
     unsigned nworkers;
     uv_loop_t *loop;
     uv_signal_t sig[5];
+    uv_timer_t lameduck;
+    uv_timer_t sweep; /* frees replaced snapshots once unused */
     uv_async_t done_async;
-    atomic_uint done; /* workers whose loop has ended */
+    atomic_uint done;    /* workers whose loop has ended */
+    cnd_conf_t *retired; /* replaced by reloads, still in use    */
     int sigints;
     bool stopping;
+    cnd_series_t *reload_failed;
 } server_t;
+
+/* The serving process, for cnd_server_reload().  Main thread only. */
+static server_t *server_self;
+
+static const cnd_mfamily_t server_m_reload_failed = {
+    "coredns_reload_failed_total",
+    "Counter of the number of failed reload attempts.",
+    CND_METRIC_COUNTER,
+    NULL,
+    NULL,
+    0};
 
 
 const char *
@@ -74,18 +92,6 @@ cnd_build_line(void)
 
 
 /* ---- sockets ---------------------------------------------------------- */
-
-static bool
-server_is_any(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET) {
-        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
-               htonl(INADDR_ANY);
-    }
-    return IN6_IS_ADDR_UNSPECIFIED(
-        &((const struct sockaddr_in6 *)ss)->sin6_addr);
-}
-
 
 /* "listen udp 127.0.0.1:53: bind: address already in use" */
 static void
@@ -114,7 +120,7 @@ server_socket(const cnd_listen_t *l, int type, bool reuseport, char *err,
     if (reuseport) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     }
-    bool any = server_is_any(&l->addr);
+    bool any = cnd_addr_is_any(&l->addr);
     if (l->addr.ss_family == AF_INET6) {
         /* [::] takes IPv4 too; a specific IPv6 address only IPv6. */
         int v6only = any ? 0 : 1;
@@ -137,12 +143,46 @@ server_socket(const cnd_listen_t *l, int type, bool reuseport, char *err,
 }
 
 
-/* Every worker's sockets for every listener, or -1 with @err set. */
-static int
-server_bind(server_t *s, char *err, size_t errlen)
+static bool
+server_listens_on(const cnd_conf_t *cf, const char *name)
 {
-    const cnd_conf_t *cf = s->conf;
+    for (size_t i = 0; cf != NULL && i < cf->nlistens; i++) {
+        if (strcmp(cf->listens[i].name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+
+static void
+server_socks_close(server_t *s, size_t n)
+{
     for (unsigned w = 0; w < s->nworkers; w++) {
+        cnd_wsock_t *ws = s->workers[w].socks;
+        for (size_t i = 0; ws != NULL && i < n; i++) {
+            if (ws[i].udp_fd >= 0) {
+                close(ws[i].udp_fd);
+                ws[i].udp_fd = -1;
+            }
+            if (ws[i].tcp_fd >= 0) {
+                close(ws[i].tcp_fd);
+                ws[i].tcp_fd = -1;
+            }
+        }
+    }
+}
+
+
+/* Every worker's sockets for every listener of @cf that @old does not
+ * have (at start, @old is NULL), in each worker's socks, or -1 with @err
+ * set and nothing left open. */
+static int
+server_bind(server_t *s, const cnd_conf_t *cf, const cnd_conf_t *old, char *err,
+            size_t errlen)
+{
+    for (unsigned w = 0; w < s->nworkers; w++) {
+        free(s->workers[w].socks);
         s->workers[w].socks = calloc(cf->nlistens + 1, sizeof(cnd_wsock_t));
         if (s->workers[w].socks == NULL) {
             snprintf(err, errlen, "out of memory");
@@ -155,29 +195,77 @@ server_bind(server_t *s, char *err, size_t errlen)
     }
     for (size_t i = 0; i < cf->nlistens; i++) {
         const cnd_listen_t *l = &cf->listens[i];
+        if (server_listens_on(old, l->name)) {
+            continue;
+        }
         for (int t = 0; t < 2; t++) {
             int type = t == 0 ? SOCK_DGRAM : SOCK_STREAM;
             /* Probe without SO_REUSEPORT: fails if anyone holds it. */
             int probe = server_socket(l, type, false, err, errlen);
             if (probe < 0) {
+                server_socks_close(s, cf->nlistens);
                 return -1;
             }
             close(probe);
         }
         for (unsigned w = 0; w < s->nworkers; w++) {
             cnd_wsock_t *ws = &s->workers[w].socks[i];
-            ws->wildcard = server_is_any(&l->addr);
+            ws->wildcard = cnd_addr_is_any(&l->addr);
             ws->udp_fd = server_socket(l, SOCK_DGRAM, true, err, errlen);
-            if (ws->udp_fd < 0) {
-                return -1;
+            if (ws->udp_fd >= 0) {
+                ws->tcp_fd = server_socket(l, SOCK_STREAM, true, err, errlen);
             }
-            ws->tcp_fd = server_socket(l, SOCK_STREAM, true, err, errlen);
-            if (ws->tcp_fd < 0) {
+            if (ws->udp_fd < 0 || ws->tcp_fd < 0) {
+                server_socks_close(s, cf->nlistens);
                 return -1;
             }
         }
     }
     return 0;
+}
+
+
+/* ---- plugins' start and stop ------------------------------------------ */
+
+/* Run every start() hook of @cf; on an error, stop the ones started and
+ * return -1 with the reason in @err. */
+static int
+server_plugins_start(cnd_conf_t *cf, char *err, size_t errlen)
+{
+    cf->err = err;
+    cf->errlen = errlen;
+    int rc = 0;
+    size_t i;
+    for (i = 0; i < cf->ninsts && rc == 0; i++) {
+        cnd_inst_t *in = cf->insts[i];
+        if (in->plugin->start != NULL && in->plugin->start(cf, in) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc != 0) {
+        while (i-- > 0) {
+            cnd_inst_t *in = cf->insts[i];
+            if (in->plugin->stop != NULL) {
+                in->plugin->stop(in);
+            }
+        }
+    }
+    cf->err = NULL;
+    cf->errlen = 0;
+    return rc;
+}
+
+
+static void
+server_plugins_stop(cnd_conf_t *cf)
+{
+    for (size_t i = cf->ninsts; i-- > 0;) {
+        cnd_inst_t *in = cf->insts[i];
+        if (in->plugin->stop != NULL) {
+            in->plugin->stop(in);
+        }
+    }
 }
 
 
@@ -207,6 +295,138 @@ server_banner(const cnd_conf_t *cf)
 }
 
 
+/* ---- reload ----------------------------------------------------------- */
+
+/* Free the replaced snapshots no worker uses any more.  Runs from a timer,
+ * so the close callbacks of their tickers have run. */
+static void
+server_sweep_cb(uv_timer_t *t)
+{
+    server_t *s = t->data;
+    cnd_conf_t **pp = &s->retired;
+    while (*pp != NULL) {
+        cnd_conf_t *cf = *pp;
+        if (atomic_load(&cf->views) == 0) {
+            *pp = cf->next_retired;
+            cnd_conf_unref(cf);
+        } else {
+            pp = &cf->next_retired;
+        }
+    }
+    if (s->retired == NULL) {
+        uv_timer_stop(t);
+    }
+}
+
+
+void
+cnd_server_reload_failed(void)
+{
+    server_t *s = server_self;
+    if (s->reload_failed == NULL) {
+        s->reload_failed = cnd_metric_series(cnd_main_metrics(),
+                                             &server_m_reload_failed, NULL);
+    }
+    if (s->reload_failed != NULL) {
+        cnd_counter_add(s->reload_failed, 1);
+    }
+}
+
+
+int
+cnd_server_reload(char *err, size_t errlen)
+{
+    server_t *s = server_self;
+    if (s == NULL || s->stopping || uv_is_active((uv_handle_t *)&s->lameduck)) {
+        snprintf(err, errlen, "the server is stopping");
+        return -1;
+    }
+    cnd_conf_t *old = s->conf;
+    cnd_log(CND_LOG_INFO, NULL, "Reloading");
+    size_t len = 0;
+    char *text = cnd_conf_read(old->file, &len);
+    if (text == NULL) {
+        snprintf(err, errlen, "unable to read Corefile %s: %s", old->file,
+                 strerror(errno));
+        cnd_server_reload_failed();
+        return -1;
+    }
+    cnd_conf_t *cf = cnd_conf_load(s->opts, old->file, text, len, err, errlen);
+    free(text);
+    if (cf == NULL) {
+        cnd_server_reload_failed();
+        return -1;
+    }
+    if (server_bind(s, cf, old, err, errlen) != 0) {
+        goto fail;
+    }
+    if (server_plugins_start(cf, err, errlen) != 0) {
+        server_socks_close(s, cf->nlistens);
+        goto fail;
+    }
+    cnd_reload_t rl = {.conf = cf, .rc = 0};
+    unsigned prepared = 0;
+    while (prepared < s->nworkers && rl.rc == 0) {
+        cnd_worker_t *w = &s->workers[prepared++];
+        if (cnd__worker_call(w, cnd__worker_prepare, &rl) != 0) {
+            rl.rc = -1;
+            snprintf(w->start_err, sizeof(w->start_err), "worker %u ended",
+                     w->id);
+        }
+        if (rl.rc != 0) {
+            snprintf(err, errlen, "%s", w->start_err);
+        }
+    }
+    if (rl.rc != 0) {
+        for (unsigned i = 0; i < prepared; i++) {
+            cnd__worker_call(&s->workers[i], cnd__worker_abort, &rl);
+        }
+        server_socks_close(s, cf->nlistens);
+        server_plugins_stop(cf);
+        goto fail;
+    }
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        cnd__worker_call(&s->workers[i], cnd__worker_commit, &rl);
+    }
+    /* Every worker serves @cf now; the old snapshot finishes what it has
+     * in flight and is freed by the sweep. */
+    cnd_conf_tickers_stop(old);
+    server_plugins_stop(old);
+    old->next_retired = s->retired;
+    s->retired = old;
+    if (!uv_is_active((uv_handle_t *)&s->sweep)) {
+        uv_timer_start(&s->sweep, server_sweep_cb, 100, 100);
+    }
+    s->conf = cf;
+    cnd_conf_tickers_start(cf, s->loop);
+    cnd_log(CND_LOG_INFO, NULL, "Reloading complete");
+    return 0;
+fail:
+    cnd_conf_unref(cf);
+    cnd_server_reload_failed();
+    return -1;
+}
+
+
+cnd_worker_t *
+cnd__server_workers(unsigned *n)
+{
+    if (server_self == NULL || server_self->stopping) {
+        *n = 0;
+        return NULL;
+    }
+    *n = server_self->nworkers;
+    return server_self->workers;
+}
+
+
+const cnd_conf_t *
+cnd_server_conf(void)
+{
+    return server_self != NULL ? server_self->conf : NULL;
+}
+
+
 /* ---- signals and stop ------------------------------------------------- */
 
 static void
@@ -223,6 +443,38 @@ server_stop(server_t *s)
 
 
 static void
+server_lameduck_cb(uv_timer_t *t)
+{
+    server_stop(t->data);
+}
+
+
+/* SIGTERM, SIGINT: tell the plugins (ready closes /ready), keep serving
+ * DNS through the lameduck, then stop. */
+static void
+server_shutdown(server_t *s)
+{
+    if (s->stopping || uv_is_active((uv_handle_t *)&s->lameduck)) {
+        return;
+    }
+    cnd_conf_t *cf = s->conf;
+    for (size_t i = 0; i < cf->ninsts; i++) {
+        cnd_inst_t *in = cf->insts[i];
+        if (in->plugin->shutdown != NULL) {
+            in->plugin->shutdown(in);
+        }
+    }
+    if (cf->lameduck_ns <= 0) {
+        server_stop(s);
+        return;
+    }
+    s->lameduck.data = s;
+    uv_timer_start(&s->lameduck, server_lameduck_cb,
+                   (uint64_t)(cf->lameduck_ns / 1000000), 0);
+}
+
+
+static void
 server_signal_cb(uv_signal_t *h, int signum)
 {
     server_t *s = h->data;
@@ -230,7 +482,7 @@ server_signal_cb(uv_signal_t *h, int signum)
     case SIGTERM:
         cnd_log(CND_LOG_INFO, NULL,
                 "SIGTERM: Shutting down servers then terminating");
-        server_stop(s);
+        server_shutdown(s);
         break;
     case SIGINT:
         if (s->sigints++ > 0) {
@@ -238,18 +490,21 @@ server_signal_cb(uv_signal_t *h, int signum)
             exit(2);
         }
         cnd_log(CND_LOG_INFO, NULL, "SIGINT: Shutting down");
-        server_stop(s);
+        server_shutdown(s);
         break;
     case SIGQUIT:
         cnd_log(CND_LOG_INFO, NULL, "SIGQUIT: Quitting process immediately");
         exit(0);
-    case SIGUSR1:
-        /* Reload arrives with the reload plugin (ops issue); until then
-         * say so rather than pretend. */
-        cnd_log(CND_LOG_WARNING, NULL,
-                "SIGUSR1: reload is not supported yet; keeping the running "
-                "configuration");
+    case SIGUSR1: {
+        char err[1024];
+        cnd_log(CND_LOG_INFO, NULL, "SIGUSR1: Reloading");
+        if (cnd_server_reload(err, sizeof(err)) != 0) {
+            cnd_log(CND_LOG_ERROR, NULL,
+                    "SIGUSR1: %s; the running configuration keeps serving",
+                    err);
+        }
         break;
+    }
     default: /* SIGHUP: ignored, as CoreDNS does */
         break;
     }
@@ -272,9 +527,6 @@ server_close_cb(uv_handle_t *h)
     (void)h;
 }
 
-
-/* Set by a worker thread when its loop has ended. */
-static server_t *server_self;
 
 static void
 server_worker_exit(void)
@@ -311,11 +563,14 @@ cnd_server_run(const cnd_opts_t *opts, cnd_conf_t *conf, const char *pidfile)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (server_bind(&s, err, sizeof(err)) != 0) {
+    if (server_bind(&s, conf, NULL, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         goto out;
     }
     uv_async_init(s.loop, &s.done_async, server_done_cb);
+    uv_timer_init(s.loop, &s.lameduck);
+    uv_timer_init(s.loop, &s.sweep);
+    s.sweep.data = &s;
     s.done_async.data = &s;
     for (unsigned i = 0; i < s.nworkers; i++) {
         cnd_worker_t *w = &s.workers[i];
@@ -335,22 +590,18 @@ cnd_server_run(const cnd_opts_t *opts, cnd_conf_t *conf, const char *pidfile)
         }
         fclose(f);
     }
-    char serr[1024];
-    conf->err = serr;
-    conf->errlen = sizeof(serr);
-    for (size_t i = 0; i < conf->ninsts; i++) {
-        cnd_inst_t *in = conf->insts[i];
-        if (in->plugin->start != NULL && in->plugin->start(conf, in) != 0) {
-            fprintf(stderr, "%s\n", serr);
-            exit(1); /* workers already running cannot be unwound */
-        }
+    if (server_plugins_start(conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        exit(1); /* workers already running cannot be unwound */
     }
-    conf->err = NULL;
-    conf->errlen = 0;
     if (!opts->quiet) {
         server_banner(conf);
     }
     cnd_conf_tickers_start(conf, s.loop);
+    if (cnd_ctl_start(s.loop, opts->ctl_path) != 0) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
     static const int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP};
     for (size_t i = 0; i < 5; i++) {
         uv_signal_init(s.loop, &s.sig[i]);
@@ -362,18 +613,23 @@ cnd_server_run(const cnd_opts_t *opts, cnd_conf_t *conf, const char *pidfile)
     for (unsigned i = 0; i < s.nworkers; i++) {
         cnd__worker_join(&s.workers[i]);
     }
+    cnd_ctl_stop();
+    conf = s.conf; /* the one serving last */
     cnd_conf_tickers_stop(conf);
-    for (size_t i = conf->ninsts; i-- > 0;) {
-        cnd_inst_t *in = conf->insts[i];
-        if (in->plugin->stop != NULL) {
-            in->plugin->stop(in);
-        }
-    }
+    server_plugins_stop(conf);
     for (size_t i = 0; i < 5; i++) {
         uv_close((uv_handle_t *)&s.sig[i], server_close_cb);
     }
     uv_close((uv_handle_t *)&s.done_async, server_close_cb);
+    uv_close((uv_handle_t *)&s.lameduck, server_close_cb);
+    uv_close((uv_handle_t *)&s.sweep, server_close_cb);
     uv_run(s.loop, UV_RUN_DEFAULT);
+    while (s.retired != NULL) {
+        /* the workers are gone, and their views with them */
+        cnd_conf_t *cf = s.retired;
+        s.retired = cf->next_retired;
+        cnd_conf_unref(cf);
+    }
     if (pidfile != NULL) {
         unlink(pidfile);
     }

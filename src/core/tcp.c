@@ -139,7 +139,7 @@ tcp_process(cnd_conn_t *c)
     c->processing = true;
     size_t off = 0;
     while (!c->closing && c->len - off >= 2 && c->nreqs < CND_TCP_PIPELINE &&
-           !tcp_at_limit(c) && !c->w->stopping) {
+           !tcp_at_limit(c) && !c->w->stopping && !c->retired) {
         size_t flen = (size_t)((c->buf[off] << 8) | c->buf[off + 1]);
         if (flen < KNOT_WIRE_HEADER_SIZE) {
             /* No DNS message is that short: this stream is not DNS. */
@@ -175,7 +175,7 @@ tcp_update(cnd_conn_t *c)
     if (c->closing) {
         return;
     }
-    bool done = c->eof || tcp_at_limit(c) || c->w->stopping;
+    bool done = c->eof || tcp_at_limit(c) || c->w->stopping || c->retired;
     if (done && c->nreqs == 0) {
         tcp_close(c);
         return;
@@ -330,7 +330,8 @@ cnd__tcp_start(cnd_tcpl_t *l, int fd)
 static void
 tcp_listener_closed(uv_handle_t *h)
 {
-    (void)h;
+    cnd_tcpl_t *l = h->data;
+    cnd__wlisten_closed(l->wl);
 }
 
 
@@ -339,6 +340,29 @@ cnd__tcp_close_listener(cnd_tcpl_t *l)
 {
     if (!uv_is_closing((uv_handle_t *)&l->tcp)) {
         uv_close((uv_handle_t *)&l->tcp, tcp_listener_closed);
+    }
+}
+
+
+void
+cnd__tcp_retarget(cnd_worker_t *w, const cnd_conf_t *conf)
+{
+    cnd_conn_t *c = w->conns.next;
+    while (c != &w->conns) {
+        cnd_conn_t *next = c->next;
+        const cnd_listen_t *to = NULL;
+        for (size_t i = 0; i < conf->nlistens && to == NULL; i++) {
+            if (strcmp(conf->listens[i].name, c->listen->name) == 0) {
+                to = &conf->listens[i];
+            }
+        }
+        if (to != NULL) {
+            c->listen = to;
+        } else {
+            c->retired = true;
+            tcp_update(c);
+        }
+        c = next;
     }
 }
 

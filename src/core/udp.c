@@ -167,6 +167,7 @@ udp_closed_cb(uv_handle_t *h)
     cnd_udp_t *u = h->data;
     close(u->fd);
     u->fd = -1;
+    cnd__wlisten_closed(u->wl);
 }
 
 

@@ -62,12 +62,42 @@ cnd_worker_inflight(const cnd_worker_t *w)
 }
 
 
+static void view_retired_done(cnd_worker_t *w, cnd_wconf_t *wc);
+
+static const char *const worker_l[] = {"worker", NULL};
+static const cnd_mfamily_t worker_m_current = {
+    "candor_requestlist_current",
+    "Requests in flight on the worker now (candor ctl dump_requestlist "
+    "lists them).",
+    CND_METRIC_GAUGE,
+    worker_l,
+    NULL,
+    0};
+static const cnd_mfamily_t worker_m_max = {
+    "candor_requestlist_max",
+    "The most requests in flight at once on the worker since start.",
+    CND_METRIC_GAUGE,
+    worker_l,
+    NULL,
+    0};
+
+
 /* ---- request pool ----------------------------------------------------- */
 
-cnd_req_t *
-cnd__req_get(cnd_worker_t *w)
+/* Unit tests run workers without metrics. */
+static inline void
+worker_gauge(cnd_series_t *s, unsigned v)
 {
-    if (w->ninflight >= CND_REQ_MAX || w->wc == NULL) {
+    if (s != NULL) {
+        cnd_gauge_set(s, v);
+    }
+}
+
+
+cnd_req_t *
+cnd__req_get(cnd_worker_t *w, cnd_wconf_t *wc)
+{
+    if (w->ninflight >= CND_REQ_MAX || wc == NULL) {
         return NULL;
     }
     cnd_req_t *r = w->free;
@@ -85,8 +115,8 @@ cnd__req_get(cnd_worker_t *w)
     }
     memset(r, 0, offsetof(cnd_req_t, deadline));
     r->worker = w;
-    r->wc = w->wc;
-    r->wc->inflight++;
+    r->wc = wc;
+    wc->inflight++;
     r->state = CND_REQ_RUN;
     cnd_arena_init(&r->arena, r->arena_buf, sizeof(r->arena_buf), 8192);
     /* in-flight list, newest first */
@@ -94,7 +124,11 @@ cnd__req_get(cnd_worker_t *w)
     r->next = w->inflight.next;
     w->inflight.next->prev = r;
     w->inflight.next = r;
-    w->ninflight++;
+    if (++w->ninflight > w->ninflight_max) {
+        w->ninflight_max = w->ninflight;
+        worker_gauge(w->m_max, w->ninflight_max);
+    }
+    worker_gauge(w->m_current, w->ninflight);
     return r;
 }
 
@@ -139,7 +173,9 @@ cnd__req_release(cnd_req_t *r)
     r->prev->next = r->next;
     r->next->prev = r->prev;
     w->ninflight--;
-    r->wc->inflight--;
+    worker_gauge(w->m_current, w->ninflight);
+    cnd_wconf_t *wc = r->wc;
+    wc->inflight--;
     cnd_arena_reset(&r->arena);
     r->state = CND_REQ_FREE;
     bool tcp = r->proto == CND_PROTO_TCP && r->conn != NULL;
@@ -153,6 +189,9 @@ cnd__req_release(cnd_req_t *r)
         w->nfree++;
     } else {
         req_free(r);
+    }
+    if (wc->inflight == 0 && wc != w->wc && wc != w->next_wc) {
+        view_retired_done(w, wc);
     }
     cnd__worker_maybe_done(w);
 }
@@ -175,6 +214,7 @@ wconf_new(cnd_worker_t *w, cnd_conf_t *conf, char *err, size_t errlen)
         return NULL;
     }
     cnd_conf_ref(conf);
+    atomic_fetch_add(&conf->views, 1);
     wc->conf = conf;
     for (size_t i = 0; i < conf->ninsts; i++) {
         cnd_inst_t *in = conf->insts[i];
@@ -191,6 +231,7 @@ wconf_new(cnd_worker_t *w, cnd_conf_t *conf, char *err, size_t errlen)
                     in->plugin->worker_fini(w, in, wc->pdata[in->wslot]);
                 }
             }
+            atomic_fetch_sub(&conf->views, 1);
             cnd_conf_unref(conf);
             free(wc->pdata);
             free(wc);
@@ -199,6 +240,23 @@ wconf_new(cnd_worker_t *w, cnd_conf_t *conf, char *err, size_t errlen)
     }
     wc->inited = true;
     return wc;
+}
+
+
+static void
+wlisten_close(cnd_wlisten_t *wl)
+{
+    cnd__udp_close(&wl->udp);
+    cnd__tcp_close_listener(&wl->tcpl);
+}
+
+
+void
+cnd__wlisten_closed(cnd_wlisten_t *wl)
+{
+    if (--wl->open == 0) {
+        free(wl);
+    }
 }
 
 
@@ -212,9 +270,81 @@ wconf_free(cnd_worker_t *w, cnd_wconf_t *wc)
             in->plugin->worker_fini(w, in, wc->pdata[in->wslot]);
         }
     }
+    while (wc->retired != NULL) {
+        cnd_wlisten_t *wl = wc->retired;
+        wc->retired = wl->next;
+        wlisten_close(wl);
+    }
+    /* The main thread holds a reference to a retired snapshot until its
+     * last view is gone, so the last unref (and fini) runs there. */
+    atomic_fetch_sub(&conf->views, 1);
     cnd_conf_unref(conf);
     free(wc->pdata);
     free(wc);
+}
+
+
+cnd_wconf_t *
+cnd__worker_view(cnd_worker_t *w, const cnd_conf_t *conf)
+{
+    if (w->wc != NULL && w->wc->conf == conf) {
+        return w->wc;
+    }
+    for (cnd_wconf_t *wc = w->old; wc != NULL; wc = wc->older) {
+        if (wc->conf == conf) {
+            return wc;
+        }
+    }
+    return NULL;
+}
+
+
+/* A retired view's last request is done. */
+static void
+view_retired_done(cnd_worker_t *w, cnd_wconf_t *wc)
+{
+    cnd_wconf_t **pp = &w->old;
+    while (*pp != NULL && *pp != wc) {
+        pp = &(*pp)->older;
+    }
+    if (*pp == wc) {
+        *pp = wc->older;
+        wconf_free(w, wc);
+    }
+}
+
+
+/* ---- listeners -------------------------------------------------------- */
+
+/* Watch the sockets of @ws for listen address @l. */
+static cnd_wlisten_t *
+wlisten_open(cnd_worker_t *w, const cnd_listen_t *l, cnd_wsock_t *ws)
+{
+    cnd_wlisten_t *wl = calloc(1, sizeof(*wl));
+    if (wl == NULL) {
+        return NULL;
+    }
+    wl->udp.w = wl->tcpl.w = w;
+    wl->udp.wl = wl->tcpl.wl = wl;
+    wl->udp.listen = wl->tcpl.listen = l;
+    wl->udp.fd = ws->udp_fd;
+    wl->udp.wildcard = ws->wildcard;
+    ws->udp_fd = -1;
+    int tfd = ws->tcp_fd;
+    ws->tcp_fd = -1;
+    wl->open = 2;
+    if (cnd__udp_start(&wl->udp) != 0) {
+        /* no handle was made */
+        close(wl->udp.fd);
+        close(tfd);
+        free(wl);
+        return NULL;
+    }
+    if (cnd__tcp_start(&wl->tcpl, tfd) != 0) {
+        wlisten_close(wl);
+        return NULL;
+    }
+    return wl;
 }
 
 
@@ -235,7 +365,13 @@ cnd__worker_maybe_done(cnd_worker_t *w)
     }
     /* Nothing in flight and no connection: end the loop. */
     for (size_t i = 0; i < w->nlisten; i++) {
-        cnd__udp_close(&w->udp[i]);
+        if (w->ls[i] != NULL) {
+            wlisten_close(w->ls[i]);
+            w->ls[i] = NULL;
+        }
+    }
+    while (w->old != NULL) {
+        view_retired_done(w, w->old);
     }
     wconf_free(w, w->wc);
     w->wc = NULL;
@@ -279,8 +415,10 @@ worker_begin_stop(cnd_worker_t *w)
     }
     w->stopping = true;
     for (size_t i = 0; i < w->nlisten; i++) {
-        cnd__udp_stop(&w->udp[i]);
-        cnd__tcp_close_listener(&w->tcpl[i]);
+        if (w->ls[i] != NULL) {
+            cnd__udp_stop(&w->ls[i]->udp);
+            cnd__tcp_close_listener(&w->ls[i]->tcpl);
+        }
     }
     cnd__tcp_stop(w);
     w->stop_timer.data = w;
@@ -297,6 +435,10 @@ worker_async_cb(uv_async_t *h)
     unsigned msgs = w->msgs;
     w->msgs = 0;
     uv_mutex_unlock(&w->msg_lock);
+    if (msgs & CND_MSG_CALL) {
+        w->call_fn(w, w->call_arg);
+        uv_sem_post(&w->call_done);
+    }
     if (msgs & CND_MSG_STOP) {
         worker_begin_stop(w);
     }
@@ -332,6 +474,7 @@ worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
         return -1;
     }
     uv_mutex_init(&w->msg_lock);
+    uv_sem_init(&w->call_done, 0);
     uv_async_init(&w->loop, &w->async, worker_async_cb);
     w->async.data = w;
     uv_prepare_init(&w->loop, &w->prepare);
@@ -349,11 +492,17 @@ worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
         snprintf(w->start_err, sizeof(w->start_err), "out of memory");
         return -1;
     }
+    char id[16];
+    snprintf(id, sizeof(id), "%u", w->id);
+    w->m_current = cnd_metric_series(w->metrics, &worker_m_current, id, NULL);
+    w->m_max = cnd_metric_series(w->metrics, &worker_m_max, id, NULL);
+    if (w->m_current == NULL || w->m_max == NULL) {
+        snprintf(w->start_err, sizeof(w->start_err), "out of memory");
+        return -1;
+    }
     w->nlisten = conf->nlistens;
-    w->udp = calloc(w->nlisten + 1, sizeof(*w->udp));
-    w->tcpl = calloc(w->nlisten + 1, sizeof(*w->tcpl));
-    if (w->scratch == NULL || w->rx_buf == NULL || w->udp == NULL ||
-        w->tcpl == NULL) {
+    w->ls = calloc(w->nlisten + 1, sizeof(*w->ls));
+    if (w->scratch == NULL || w->rx_buf == NULL || w->ls == NULL) {
         snprintf(w->start_err, sizeof(w->start_err), "out of memory");
         return -1;
     }
@@ -362,17 +511,8 @@ worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
         return -1;
     }
     for (size_t i = 0; i < w->nlisten; i++) {
-        cnd_udp_t *u = &w->udp[i];
-        u->w = w;
-        u->fd = w->socks[i].udp_fd;
-        u->wildcard = w->socks[i].wildcard;
-        u->listen = &conf->listens[i];
-        w->socks[i].udp_fd = -1;
-        w->tcpl[i].w = w;
-        w->tcpl[i].listen = &conf->listens[i];
-        int tfd = w->socks[i].tcp_fd;
-        w->socks[i].tcp_fd = -1;
-        if (cnd__udp_start(u) != 0 || cnd__tcp_start(&w->tcpl[i], tfd) != 0) {
+        w->ls[i] = wlisten_open(w, &conf->listens[i], &w->socks[i]);
+        if (w->ls[i] == NULL) {
             snprintf(w->start_err, sizeof(w->start_err),
                      "listen %s: cannot watch the sockets",
                      conf->listens[i].name);
@@ -401,9 +541,8 @@ worker_main(void *arg)
     uv_loop_close(&w->loop);
     knot_pkt_free(w->scratch);
     free(w->rx_buf);
-    free(w->udp);
-    free(w->tcpl);
-    uv_mutex_destroy(&w->msg_lock);
+    free(w->ls);
+    atomic_store(&w->exited, true);
     /* Counters outlive the loop: a scrape may still run.  The store is
      * freed (and taken off the list) with the process. */
     if (w->on_exit != NULL) {
@@ -443,8 +582,140 @@ cnd__worker_post(cnd_worker_t *w, unsigned msg)
 }
 
 
+int
+cnd__worker_call(cnd_worker_t *w, cnd_call_fn fn, void *arg)
+{
+    if (atomic_load(&w->exited)) {
+        return -1;
+    }
+    uv_mutex_lock(&w->msg_lock);
+    w->call_fn = fn;
+    w->call_arg = arg;
+    w->msgs |= CND_MSG_CALL;
+    uv_mutex_unlock(&w->msg_lock);
+    uv_async_send(&w->async);
+    uv_sem_wait(&w->call_done);
+    return 0;
+}
+
+
 void
 cnd__worker_join(cnd_worker_t *w)
 {
     uv_thread_join(&w->thread);
+    uv_mutex_destroy(&w->msg_lock);
+    uv_sem_destroy(&w->call_done);
+}
+
+
+/* ---- reload ----------------------------------------------------------- */
+
+static void
+worker_socks_close(cnd_worker_t *w, size_t n)
+{
+    for (size_t i = 0; w->socks != NULL && i < n; i++) {
+        if (w->socks[i].udp_fd >= 0) {
+            close(w->socks[i].udp_fd);
+            w->socks[i].udp_fd = -1;
+        }
+        if (w->socks[i].tcp_fd >= 0) {
+            close(w->socks[i].tcp_fd);
+            w->socks[i].tcp_fd = -1;
+        }
+    }
+}
+
+
+void
+cnd__worker_prepare(cnd_worker_t *w, void *arg)
+{
+    cnd_reload_t *rl = arg;
+    if (w->stopping) {
+        snprintf(w->start_err, sizeof(w->start_err), "the server is stopping");
+        rl->rc = -1;
+        return;
+    }
+    w->next_ls = calloc(rl->conf->nlistens + 1, sizeof(*w->next_ls));
+    if (w->next_ls == NULL) {
+        snprintf(w->start_err, sizeof(w->start_err), "out of memory");
+        rl->rc = -1;
+        return;
+    }
+    w->next_wc = wconf_new(w, rl->conf, w->start_err, sizeof(w->start_err));
+    if (w->next_wc == NULL) {
+        free(w->next_ls);
+        w->next_ls = NULL;
+        rl->rc = -1;
+    }
+}
+
+
+void
+cnd__worker_abort(cnd_worker_t *w, void *arg)
+{
+    cnd_reload_t *rl = arg;
+    if (w->next_wc != NULL) {
+        wconf_free(w, w->next_wc);
+        w->next_wc = NULL;
+    }
+    free(w->next_ls);
+    w->next_ls = NULL;
+    worker_socks_close(w, rl->conf->nlistens);
+}
+
+
+void
+cnd__worker_commit(cnd_worker_t *w, void *arg)
+{
+    cnd_reload_t *rl = arg;
+    const cnd_conf_t *conf = rl->conf;
+    cnd_wconf_t *old = w->wc;
+    cnd_wlisten_t **ls = w->next_ls;
+
+    /* Keep the addresses both listen on, open the new ones. */
+    for (size_t i = 0; i < conf->nlistens; i++) {
+        const cnd_listen_t *l = &conf->listens[i];
+        for (size_t j = 0; j < w->nlisten && ls[i] == NULL; j++) {
+            if (w->ls[j] != NULL &&
+                strcmp(w->ls[j]->udp.listen->name, l->name) == 0) {
+                ls[i] = w->ls[j];
+                w->ls[j] = NULL;
+                ls[i]->udp.listen = ls[i]->tcpl.listen = l;
+            }
+        }
+        if (ls[i] == NULL) {
+            ls[i] = wlisten_open(w, l, &w->socks[i]);
+            if (ls[i] == NULL) {
+                cnd_log(CND_LOG_ERROR, NULL,
+                        "reload: worker %u cannot listen on %s: out of "
+                        "memory or socket error; the others serve it",
+                        w->id, l->name);
+            }
+        }
+    }
+    /* Retire the others: no more reading; they close with the old view
+     * (UDP answers of its requests still go out through them). */
+    for (size_t j = 0; j < w->nlisten; j++) {
+        cnd_wlisten_t *wl = w->ls[j];
+        if (wl != NULL) {
+            cnd__udp_stop(&wl->udp);
+            cnd__tcp_close_listener(&wl->tcpl);
+            wl->next = old->retired;
+            old->retired = wl;
+        }
+    }
+    free(w->ls);
+    w->ls = ls;
+    w->nlisten = conf->nlistens;
+    w->next_ls = NULL;
+    worker_socks_close(w, conf->nlistens);
+    cnd__tcp_retarget(w, conf);
+
+    w->wc = w->next_wc;
+    w->next_wc = NULL;
+    old->older = w->old;
+    w->old = old;
+    if (old->inflight == 0) {
+        view_retired_done(w, old);
+    }
 }

@@ -234,6 +234,57 @@ cnd_msg_finalize(const uint8_t *resp, size_t resp_len, const cnd_finalize_t *f,
 
 
 int
+cnd_msg_add_option(const uint8_t *q, size_t len, uint16_t code,
+                   const uint8_t *data, uint16_t dlen, uint16_t payload,
+                   uint8_t *out, size_t outcap)
+{
+    cnd_rr_iter_t it;
+    cnd_rr_t rr, opt = {0};
+    int rc;
+    bool has_opt = false, opt_last = false;
+    if (cnd_rr_iter_init(&it, q, len) != 0) {
+        return -EINVAL;
+    }
+    while ((rc = cnd_rr_next(&it, &rr)) == 1) {
+        opt_last = false;
+        if (rr.type == KNOT_RRTYPE_OPT && rr.section == KNOT_ADDITIONAL) {
+            opt = rr;
+            has_opt = opt_last = true;
+        }
+    }
+    if (rc < 0 || (has_opt && (!opt_last || opt.end != len))) {
+        return -EINVAL;
+    }
+    size_t add = 4 + (size_t)dlen + (has_opt ? 0 : 11);
+    if (len + add > outcap || len + add > 65535 ||
+        (has_opt && opt.rdlen + 4 + (size_t)dlen > 65535)) {
+        return -ENOSPC;
+    }
+    memcpy(out, q, len);
+    uint8_t *p = out + len;
+    if (has_opt) {
+        knot_wire_write_u16(out + opt.rdata - 2,
+                            (uint16_t)(opt.rdlen + 4 + dlen));
+    } else {
+        /* root owner, OPT, payload, TTL 0 (no flags), RDLENGTH */
+        *p++ = 0;
+        knot_wire_write_u16(p, KNOT_RRTYPE_OPT);
+        knot_wire_write_u16(p + 2, payload);
+        memset(p + 4, 0, 4);
+        knot_wire_write_u16(p + 8, (uint16_t)(4 + dlen));
+        p += 10;
+        knot_wire_set_arcount(out, (uint16_t)(knot_wire_get_arcount(out) + 1));
+    }
+    knot_wire_write_u16(p, code);
+    knot_wire_write_u16(p + 2, dlen);
+    if (dlen > 0) {
+        memcpy(p + 4, data, dlen);
+    }
+    return (int)(len + add);
+}
+
+
+int
 cnd_msg_bare_reply(const uint8_t *q, size_t qsize, uint16_t rcode, uint8_t *out,
                    size_t outcap)
 {

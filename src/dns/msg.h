@@ -93,6 +93,15 @@ int cnd_msg_finalize(const uint8_t *resp, size_t resp_len,
 int cnd_msg_bare_reply(const uint8_t *q, size_t qsize, uint16_t rcode,
                        uint8_t *out, size_t outcap);
 
+/* Copy query @q (@len bytes) to @out with one more EDNS option (@code,
+ * @dlen bytes of @data) in its OPT, adding an OPT (payload @payload, no
+ * flags) when it has none.  The OPT must be the last record (no TSIG
+ * after it).  Returns the new length, -ENOSPC when @outcap is too small,
+ * or -EINVAL when @q is malformed or its OPT is not last. */
+int cnd_msg_add_option(const uint8_t *q, size_t len, uint16_t code,
+                       const uint8_t *data, uint16_t dlen, uint16_t payload,
+                       uint8_t *out, size_t outcap);
+
 /* What kind of answer a message is (CoreDNS's response.Typify). */
 typedef enum {
     CND_RESP_NOERROR = 0, /* NOERROR with answers                  */

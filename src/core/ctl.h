@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core/ctl.h - the control socket: "candor ctl COMMAND".
+ *
+ * A unix stream socket, owner-only (mode 0600), served by the main
+ * thread.  A client sends one line, "COMMAND [ARGS...]\n", and reads the
+ * reply until the server closes: text, or one line starting "error: "
+ * when the command failed.  The core answers help, stats,
+ * dump_requestlist, reload and config; plugins add commands with rows in
+ * their table (cnd_plugin_t.ctl), run once for each instance of the
+ * serving snapshot that has them.
+ */
+#ifndef CND_CORE_CTL_H
+#define CND_CORE_CTL_H
+
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "core/plugin.h"
+
+/* One command being answered. */
+typedef struct cnd_ctl_s cnd_ctl_t;
+
+/* A plugin's command.  A table ends with a row whose name is NULL. */
+struct cnd_ctl_cmd_s {
+    const char *name; /* "upstreams"                          */
+    const char *args; /* for help: "[NAME]", or ""            */
+    const char *help; /* one line                             */
+    /* Main thread: write the reply with cnd_ctl_printf(); return 0, or
+     * cnd_ctl_error()'s -1.  @argv[0] is the command. */
+    int (*run)(cnd_ctl_t *ctl, cnd_inst_t *self, int argc, char **argv);
+};
+
+/* Append to the reply. */
+void cnd_ctl_printf(cnd_ctl_t *ctl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Fail the command with a reason (the client prints "error: ..." and
+ * exits 1).  Returns -1. */
+int cnd_ctl_error(cnd_ctl_t *ctl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Run @fn(@w, @arg) on every worker's thread in turn, waiting for each:
+ * to read what only a worker may touch.  Main thread, from a command. */
+void cnd_ctl_workers(cnd_ctl_t *ctl, void (*fn)(cnd_worker_t *w, void *arg),
+                     void *arg);
+
+/* The worker data of instance @self on worker @w (its view of the
+ * snapshot @self belongs to), or NULL.  On @w's thread. */
+void *cnd_worker_pdata(cnd_worker_t *w, const cnd_inst_t *self);
+
+/* The default socket: /run/candor.ctl for root, else
+ * $XDG_RUNTIME_DIR/candor.ctl, else /tmp/candor-UID.ctl. */
+const char *cnd_ctl_default_path(char *buf, size_t size);
+
+/* Server side, main thread.  Listen on @path (NULL: the default; "" or
+ * "off": none).  A path held by a live server, or that cannot be made,
+ * is logged as a warning and the server runs without a control socket.
+ * Returns 0, or -1 when out of memory. */
+int cnd_ctl_start(uv_loop_t *loop, const char *path);
+void cnd_ctl_stop(void);
+
+/* The client: send @argv as one command to @path (NULL: the default),
+ * print the reply.  Returns the exit status: 0, 1 on a failed command,
+ * 2 when the server cannot be reached. */
+int cnd_ctl_client(const char *path, int argc, char **argv);
+
+#endif
