@@ -194,10 +194,22 @@ erratic_cancel(cnd_req_t *r, cnd_inst_t *self)
 }
 
 
+/* For /ready, as CoreDNS's: ready while its query count is 3 or 4 (so
+ * tests see both answers).  Any thread: the count is atomic. */
+static int
+erratic_ready(cnd_inst_t *self)
+{
+    erratic_conf_t *c = self->conf;
+    uint64_t n = atomic_load(&c->count);
+    return n >= 3 && n < 5;
+}
+
+
 const cnd_plugin_t cnd_plugin_erratic = {
     .name = "erratic",
     .conf_size = sizeof(erratic_conf_t),
     .parse = erratic_parse,
     .query = erratic_query,
     .cancel = erratic_cancel,
+    .ready = erratic_ready,
 };
