@@ -13,6 +13,7 @@ import random
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -66,8 +67,16 @@ class Server:
         penv.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
         if env:
             penv.update(env)
+        # A control socket of its own, on a short path (sun_path is 108
+        # bytes), unless the test chooses.
+        args = list(args)
+        self.ctl_path = None
+        if "-ctl" not in args:
+            self._ctl_dir = tempfile.mkdtemp(prefix="cnd")
+            self.ctl_path = os.path.join(self._ctl_dir, "ctl.sock")
+            args += ["-ctl", self.ctl_path]
         self.proc = subprocess.Popen(
-            [CANDOR, "-conf", self.conf] + list(args),
+            [CANDOR, "-conf", self.conf] + args,
             cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=penv, text=True)
         self._readers = [
@@ -143,6 +152,12 @@ class Server:
                              capture_output=True, text=True, timeout=10)
         return out.stdout
 
+    def ctl(self, *args, timeout=10):
+        """Run `candor ctl -s SOCKET ARGS...`; the CompletedProcess."""
+        return subprocess.run([CANDOR, "ctl", "-s", self.ctl_path] +
+                              list(args), capture_output=True, text=True,
+                              timeout=timeout)
+
     def send_signal(self, sig):
         self.proc.send_signal(sig)
 
@@ -156,6 +171,8 @@ class Server:
             self.proc.wait()
             raise AssertionError("candor did not stop within %ss" % timeout)
         self.join()
+        if self.ctl_path is not None:
+            shutil.rmtree(self._ctl_dir, ignore_errors=True)
         return self.proc.returncode
 
     def join(self):
@@ -201,13 +218,13 @@ def scrape(port, addr="127.0.0.1"):
         return r.read().decode()
 
 
-def metric(text, name, **labels):
-    """The value of the series of `name` with exactly these labels (in
+def metric(text, family, /, **labels):
+    """The value of the series of `family` with exactly these labels (in
     this order), or None."""
     want = ",".join('%s="%s"' % kv for kv in labels.items())
     for line in text.splitlines():
-        if line.startswith(name + "{" + want + "}") or \
-                (not labels and line.startswith(name + " ")):
+        if line.startswith(family + "{" + want + "}") or \
+                (not labels and line.startswith(family + " ")):
             return float(line.rsplit(" ", 1)[1])
     return None
 

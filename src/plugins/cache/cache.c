@@ -129,6 +129,22 @@ typedef struct {
 } cache_hit_t;
 
 
+void
+cache_entries_forget(const cache_conf_t *c, const cache_store_t *st, size_t n)
+{
+    cnd_mstore_t *ms = cnd_main_metrics();
+    if (ms == NULL || n == 0) {
+        return;
+    }
+    cnd_series_t *s = cnd_metric_series(ms, &cache_m_entries, c->server,
+                                        st == c->success ? "success" : "denial",
+                                        c->zones_label, "", NULL);
+    if (s != NULL) {
+        cnd_gauge_add(s, -(int64_t)n);
+    }
+}
+
+
 int
 cache_worker_init(cnd_worker_t *w, cnd_inst_t *self, void **wdata)
 {

@@ -21,6 +21,7 @@
 #include <libknot/libknot.h>
 #include <uv.h>
 
+#include "core/ctl.h"
 #include "core/metrics.h"
 #include "core/plugin.h"
 
@@ -134,6 +135,15 @@ cache_entry_t *cache_find(cache_shard_t *sh, uint64_t hash, const uint8_t *key,
  * Takes ownership of @e. */
 int cache_insert(cache_store_t *st, cache_entry_t *e, bool *replaced);
 
+/* Call @fn for every entry, one shard at a time under its lock (so @fn
+ * must not touch the store). */
+typedef void (*cache_walk_fn)(const cache_entry_t *e, void *arg);
+void cache_store_walk(cache_store_t *st, cache_walk_fn fn, void *arg);
+
+/* Remove the entries of @name (lowercase wire; every type, class and
+ * flag), or every entry when @name is NULL.  Returns how many. */
+size_t cache_store_flush(cache_store_t *st, const knot_dname_t *name);
+
 /* Build an entry from an answer: @wire without its OPT, every TTL set to
  * @ttl, the TTL offsets noted.  NULL when out of memory or malformed. */
 cache_entry_t *cache_entry_new(const uint8_t *key, size_t keylen, uint64_t hash,
@@ -162,6 +172,18 @@ cache_entry_ttls(const cache_entry_t *e)
 
 /* setup.c */
 extern const cnd_plugin_t cnd_plugin_cache;
+
+/* ctl.c: "candor ctl dump_cache" and "flush". */
+extern const cnd_ctl_cmd_t cache_ctl[];
+
+/* cache.c: @n entries of @st left by other means than a worker's
+ * eviction (flushed, or the snapshot freed): take them off
+ * coredns_cache_entries, which workers count up.  Main thread. */
+void cache_entries_forget(const cache_conf_t *c, const cache_store_t *st,
+                          size_t n);
+
+/* store.c: how many entries @st holds now. */
+size_t cache_store_count(cache_store_t *st);
 
 /* cache.c: the hooks. */
 int cache_worker_init(cnd_worker_t *w, cnd_inst_t *self, void **wdata);

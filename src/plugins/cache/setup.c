@@ -406,6 +406,11 @@ static void
 cache_fini(cnd_inst_t *self)
 {
     cache_conf_t *c = self->conf;
+    /* A reload starts an empty cache: its entries leave the gauge. */
+    if (c->success != NULL && c->denial != NULL) {
+        cache_entries_forget(c, c->success, cache_store_count(c->success));
+        cache_entries_forget(c, c->denial, cache_store_count(c->denial));
+    }
     cache_store_free(c->success);
     cache_store_free(c->denial);
     free(c->success);
@@ -427,4 +432,5 @@ const cnd_plugin_t cnd_plugin_cache = {
     .query = cache_query,
     .response = cache_response,
     .cancel = cache_cancel,
+    .ctl = cache_ctl,
 };

@@ -254,3 +254,62 @@ cache_entry_new(const uint8_t *key, size_t keylen, uint64_t hash,
     knot_wire_set_arcount(w, counts[2]);
     return e;
 }
+
+
+void
+cache_store_walk(cache_store_t *st, cache_walk_fn fn, void *arg)
+{
+    for (size_t i = 0; st->ready && i < CACHE_SHARDS; i++) {
+        cache_shard_t *sh = &st->shards[i];
+        uv_mutex_lock(&sh->lock);
+        for (cache_entry_t *e = sh->oldest; e != NULL; e = e->newer) {
+            fn(e, arg);
+        }
+        uv_mutex_unlock(&sh->lock);
+    }
+}
+
+
+size_t
+cache_store_flush(cache_store_t *st, const knot_dname_t *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; st->ready && i < CACHE_SHARDS; i++) {
+        cache_shard_t *sh = &st->shards[i];
+        cache_entry_t *dead = NULL;
+        uv_mutex_lock(&sh->lock);
+        cache_entry_t *e = sh->oldest;
+        while (e != NULL) {
+            cache_entry_t *next = e->newer;
+            if (name == NULL ||
+                knot_dname_is_equal(cache_entry_key(e) + 5, name)) {
+                store_unlink(sh, e);
+                e->next = dead;
+                dead = e;
+                n++;
+            }
+            e = next;
+        }
+        uv_mutex_unlock(&sh->lock);
+        while (dead != NULL) { /* free outside the lock */
+            cache_entry_t *next = dead->next;
+            cache_entry_free(dead);
+            dead = next;
+        }
+    }
+    return n;
+}
+
+
+size_t
+cache_store_count(cache_store_t *st)
+{
+    size_t n = 0;
+    for (size_t i = 0; st->ready && i < CACHE_SHARDS; i++) {
+        cache_shard_t *sh = &st->shards[i];
+        uv_mutex_lock(&sh->lock);
+        n += sh->count;
+        uv_mutex_unlock(&sh->lock);
+    }
+    return n;
+}

@@ -26,6 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gnutls/crypto.h>
+
+#include "core/conf.h"
 #include "core/worker.h"
 #include "dns/ede.h"
 #include "dns/msg.h"
@@ -150,6 +153,118 @@ static void fwd_finish(fwd_ctx_t *x, cnd_rc_t rc);
 static void fwd_try_done(fwd_try_t *t, fwd_result_t res, const uint8_t *wire,
                          size_t len);
 static const fwd_owner_t fwd_query_owner = {fwd_try_done};
+
+
+/* ---- loops ------------------------------------------------------------ */
+
+/* Every forwarded query carries, in an EDNS option of the local range
+ * (RFC 6891 section 9), this process's nonce and the upstream it went
+ * to.  Forwarders that pass queries on as they are (CoreDNS, candor,
+ * most stubs) keep it, so a query that comes back carries our mark.  A
+ * query marked twice went round twice: that is a loop, answered SERVFAIL
+ * with the path instead of going round until the deadline.  Twice, not
+ * once, so the loop plugin's start-up probe still sees its third
+ * sighting and stops the server as CoreDNS's does.  Written once by the
+ * first init (main thread), read-only afterwards. */
+#define FWD_LOOP_OPTION 65302
+#define FWD_NONCE_LEN   8
+static uint8_t fwd_nonce[FWD_NONCE_LEN];
+
+void
+fwd_loop_init(void)
+{
+    static const uint8_t zero[FWD_NONCE_LEN];
+    while (memcmp(fwd_nonce, zero, sizeof(zero)) == 0) {
+        gnutls_rnd(GNUTLS_RND_NONCE, fwd_nonce, sizeof(fwd_nonce));
+    }
+}
+
+
+/* How many of our marks the query carries; @via gets the upstream named
+ * in the last one. */
+static unsigned
+fwd_loop_marks(const cnd_req_t *r, char *via, size_t size)
+{
+    if (r->q == NULL || r->q->opt_rr == NULL) {
+        return 0;
+    }
+    const knot_rdata_t *rd = r->q->opt_rr->rrs.rdata;
+    const uint8_t *p = rd->data, *end = rd->data + rd->len;
+    unsigned n = 0;
+    while (end - p >= 4) {
+        uint16_t code = knot_wire_read_u16(p);
+        uint16_t len = knot_wire_read_u16(p + 2);
+        if (len > end - p - 4) {
+            break;
+        }
+        if (code == FWD_LOOP_OPTION && len >= FWD_NONCE_LEN &&
+            memcmp(p + 4, fwd_nonce, FWD_NONCE_LEN) == 0) {
+            n++;
+            snprintf(via, size, "%.*s", (int)(len - FWD_NONCE_LEN),
+                     (const char *)p + 4 + FWD_NONCE_LEN);
+        }
+        p += 4 + len;
+    }
+    return n;
+}
+
+
+/* A marked query came back: SERVFAIL naming the path, and a log line at
+ * most every 10 s per forward line. */
+static cnd_rc_t
+fwd_loop_detected(fwd_ctx_t *x, const char *via)
+{
+    const fwd_conf_t *c = x->self->conf;
+    cnd_req_t *r = x->r;
+    char from[64];
+    cnd_addr_str(&r->remote, from, sizeof(from), true);
+    cnd_req_fail(r, KNOT_RCODE_SERVFAIL, CND_EDE_OTHER,
+                 "loop: sent twice by forward %s (%s:%d) to %s, came back "
+                 "from %s; forward to a resolver that does not send "
+                 "queries here",
+                 c->from_text, c->file, c->line, via, from);
+    uint64_t now = fwd_now_ns();
+    uint64_t last = atomic_load_explicit(&x->fw->conf->loop_logged_ns,
+                                         memory_order_relaxed);
+    if ((last == 0 || now - last >= 10 * (uint64_t)CND_NS_PER_SEC) &&
+        atomic_compare_exchange_strong(&x->fw->conf->loop_logged_ns, &last,
+                                       now)) {
+        char name[KNOT_DNAME_TXT_MAXLEN + 1], type[16];
+        knot_dname_to_str(name, r->qname, sizeof(name));
+        cnd_log(CND_LOG_ERROR, "forward",
+                "Loop detected (%s -> %s) for \"%s %s\": forward %s at "
+                "%s:%d sends queries to %s, which sends them back here",
+                from, via, cnd_type_str(r->qtype, type, sizeof(type)), name,
+                c->from_text, c->file, c->line, via);
+    }
+    return CND_FAIL;
+}
+
+
+/* The query for @up: the client's with our mark added, or as it is when
+ * it cannot take one (a TSIG after the OPT, 64 KiB). */
+static const uint8_t *
+fwd_wire_for(fwd_ctx_t *x, const fwd_upstream_t *up, size_t *len)
+{
+    cnd_req_t *r = x->r;
+    uint8_t data[FWD_NONCE_LEN + sizeof(up->name)];
+    size_t nl = strlen(up->name);
+    memcpy(data, fwd_nonce, FWD_NONCE_LEN);
+    memcpy(data + FWD_NONCE_LEN, up->name, nl);
+    size_t cap = (size_t)r->qlen + 15 + FWD_NONCE_LEN + nl;
+    uint8_t *out = cnd_arena_alloc(&r->arena, cap);
+    int n = out == NULL
+                ? -ENOMEM
+                : cnd_msg_add_option(r->qwire, r->qlen, FWD_LOOP_OPTION, data,
+                                     (uint16_t)(FWD_NONCE_LEN + nl),
+                                     CND_EDNS_PAYLOAD, out, cap);
+    if (n < 0) {
+        *len = r->qlen;
+        return r->qwire;
+    }
+    *len = (size_t)n;
+    return out;
+}
 
 
 /* ---- worker ----------------------------------------------------------- */
@@ -381,9 +496,16 @@ fwd_release(fwd_ctx_t *x)
 }
 
 
-/* One upstream's part of the failure text. */
-static size_t
-fwd_describe(const fwd_ctx_t *x, size_t i, char *buf, size_t size)
+const char *
+fwd_strerror(int err)
+{
+    /* errno values are positive, GnuTLS's negative */
+    return err < 0 ? gnutls_strerror(err) : strerror(err);
+}
+
+
+size_t
+fwd_outcome_text(const fwd_ctx_t *x, size_t i, char *buf, size_t size)
 {
     const fwd_conf_t *c = x->self->conf;
     const fwd_outcome_t *o = &x->out[i];
@@ -392,10 +514,8 @@ fwd_describe(const fwd_ctx_t *x, size_t i, char *buf, size_t size)
     if (o->errors > 0 && o->what != NULL) {
         snprintf(err, sizeof(err), "%s", o->what);
         if (o->err != 0) {
-            /* errno values are positive, GnuTLS's negative */
             size_t l = strlen(err);
-            snprintf(err + l, sizeof(err) - l, ": %s",
-                     o->err < 0 ? gnutls_strerror(o->err) : strerror(o->err));
+            snprintf(err + l, sizeof(err) - l, ": %s", fwd_strerror(o->err));
         }
     }
     if (o->timeouts > 0 && o->errors == 0) {
@@ -445,7 +565,7 @@ fwd_record_failure(fwd_ctx_t *x, const char *prefix)
         if (o + 4 < sizeof(text)) {
             o += (size_t)snprintf(text + o, sizeof(text) - o, "%s",
                                   any ? "; " : "");
-            o += fwd_describe(x, i, text + o, sizeof(text) - o);
+            o += fwd_outcome_text(x, i, text + o, sizeof(text) - o);
         }
         any = true;
     }
@@ -611,8 +731,10 @@ fwd_reply(fwd_ctx_t *x, fwd_try_t *t, const uint8_t *wire, size_t len)
         x->attempts++;
         o->tries++;
         o->proto = FWD_TCP;
-        fwd_try_t *tt = fwd_try_start(x->fw, t->up, FWD_TCP, r->qwire, r->qlen,
-                                      0, 0, &fwd_query_owner, x, &err);
+        size_t qlen;
+        const uint8_t *q = fwd_wire_for(x, t->up, &qlen);
+        fwd_try_t *tt = fwd_try_start(x->fw, t->up, FWD_TCP, q, qlen, 0, 0,
+                                      &fwd_query_owner, x, &err);
         if (tt != NULL) {
             tt->next = x->tries;
             x->tries = tt;
@@ -667,7 +789,8 @@ fwd_try_done(fwd_try_t *t, fwd_result_t res, const uint8_t *wire, size_t len)
          * query also goes to the next one. */
         if (atomic_load_explicit(&t->up->last_reply_ns, memory_order_relaxed) <
             t->sent_ns) {
-            fwd_upstream_failed(x->fw, t->up);
+            fwd_upstream_failed(x->fw, t->up, t->proto,
+                                "no reply within its RTO", 0);
         }
         if (t == x->latest) {
             fwd_send_next(x);
@@ -676,14 +799,16 @@ fwd_try_done(fwd_try_t *t, fwd_result_t res, const uint8_t *wire, size_t len)
     case FWD_TIMEOUT:
         o->timeouts++;
         if (!t->soft_done) {
-            fwd_upstream_failed(x->fw, t->up);
+            fwd_upstream_failed(x->fw, t->up, t->proto, "timed out", 0);
+        } else {
+            fwd_upstream_note(t->up, t->proto, "timed out", 0);
         }
         break;
     case FWD_ERROR:
         o->errors++;
         o->err = t->err;
         o->what = t->errwhat;
-        fwd_upstream_failed(x->fw, t->up);
+        fwd_upstream_failed(x->fw, t->up, t->proto, t->errwhat, t->err);
         break;
     }
     bool latest = t == x->latest;
@@ -701,7 +826,6 @@ static void
 fwd_send_next(fwd_ctx_t *x)
 {
     fwd_conf_t *c = x->self->conf;
-    cnd_req_t *r = x->r;
     while (x->attempts < c->max_attempts) {
         fwd_upstream_t *up = fwd_pick(x);
         if (up == NULL) {
@@ -714,13 +838,15 @@ fwd_send_next(fwd_ctx_t *x)
         o->proto = proto;
         int err = 0;
         int64_t rto = proto == FWD_UDP ? fwd_upstream_rto(c, up) : 0;
-        fwd_try_t *t = fwd_try_start(x->fw, up, proto, r->qwire, r->qlen, rto,
-                                     0, &fwd_query_owner, x, &err);
+        size_t qlen;
+        const uint8_t *q = fwd_wire_for(x, up, &qlen);
+        fwd_try_t *t = fwd_try_start(x->fw, up, proto, q, qlen, rto, 0,
+                                     &fwd_query_owner, x, &err);
         if (t == NULL) {
             o->errors++;
             o->err = err;
             o->what = "cannot send";
-            fwd_upstream_failed(x->fw, up);
+            fwd_upstream_failed(x->fw, up, proto, o->what, err);
             continue;
         }
         t->next = x->tries;
@@ -749,6 +875,10 @@ fwd_query(cnd_req_t *r, cnd_inst_t *self)
     x->self = self;
     x->fw = cnd_req_wdata(r, self);
     x->start_ns = fwd_now_ns();
+    char via[sizeof(c->ups[0].name)] = "";
+    if (fwd_loop_marks(r, via, sizeof(via)) >= 2) {
+        return fwd_loop_detected(x, via);
+    }
     if (c->max_concurrent > 0) {
         unsigned n =
             atomic_fetch_add_explicit(&c->concurrent, 1, memory_order_relaxed);

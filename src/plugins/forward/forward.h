@@ -27,6 +27,7 @@
 #include <libknot/libknot.h>
 #include <uv.h>
 
+#include "core/ctl.h"
 #include "core/metrics.h"
 #include "core/plugin.h"
 
@@ -62,6 +63,12 @@ typedef struct fwd_upstream_s {
     _Atomic uint64_t last_reply_ns; /* monotonic time of the last reply */
     atomic_uint srtt_us;            /* smoothed RTT, 0 before the first      */
     atomic_uint rttvar_us;
+    /* The last failure, for "candor ctl upstreams". */
+    _Atomic uint64_t last_fail_ns;   /* monotonic, 0: never               */
+    _Atomic(const char *) last_what; /* static: "timed out", ...          */
+    atomic_int last_err;             /* errno (> 0), GnuTLS (< 0), 0 none */
+    atomic_uint last_proto;          /* fwd_proto_t                       */
+    struct cnd_series_s *m_healthy;  /* main thread (ctl.c)            */
 } fwd_upstream_t;
 
 /* The config of one forward line.  Config lifetime. */
@@ -95,8 +102,9 @@ typedef struct fwd_conf_s {
     gnutls_certificate_credentials_t creds;
 
     /* Shared counters. */
-    atomic_uint concurrent; /* queries in flight, all workers */
-    atomic_uint rr;         /* round_robin position           */
+    atomic_uint concurrent;          /* queries in flight, all workers */
+    atomic_uint rr;                  /* round_robin position           */
+    _Atomic uint64_t loop_logged_ns; /* the last loop log line    */
 
     const char *file; /* where the line is              */
     int line;
@@ -259,9 +267,14 @@ extern const cnd_mfamily_t fwd_m_hc_failures, fwd_m_hc_failures_legacy;
 /* The protocol's name for texts: "udp", "tcp", "tls". */
 const char *fwd_proto_name(fwd_proto_t p);
 
-/* health.c: an upstream failed once more (a query or a check); start its
- * health check on this worker unless one runs somewhere. */
-void fwd_upstream_failed(fwd_worker_t *fw, fwd_upstream_t *up);
+/* health.c: an upstream failed once more (a query): note why (@what
+ * static, @err an errno or GnuTLS code), start its health check on this
+ * worker unless one runs somewhere. */
+void fwd_upstream_failed(fwd_worker_t *fw, fwd_upstream_t *up,
+                         fwd_proto_t proto, const char *what, int err);
+/* Note a failure of @up for "candor ctl upstreams". */
+void fwd_upstream_note(fwd_upstream_t *up, fwd_proto_t proto, const char *what,
+                       int err);
 /* An upstream answered: healthy again. */
 void fwd_upstream_replied(fwd_upstream_t *up, uint64_t rtt_ns);
 /* Is @up down (more than max_fails consecutive failures)? */
@@ -273,5 +286,20 @@ void fwd_health_worker_fini(fwd_worker_t *fw);
 
 /* Monotonic nanoseconds. */
 uint64_t fwd_now_ns(void);
+
+/* forward.c: make this process's loop mark (once, main thread). */
+void fwd_loop_init(void);
+
+/* forward.c: one upstream's part of a query's failure text. */
+size_t fwd_outcome_text(const fwd_ctx_t *x, size_t i, char *buf, size_t size);
+/* An errno (> 0) or GnuTLS code (< 0) as text. */
+const char *fwd_strerror(int err);
+
+/* ctl.c: operations. */
+void fwd_describe(const cnd_req_t *r, cnd_inst_t *self, char *buf, size_t size);
+int fwd_ops_init(cnd_conf_t *cf, cnd_inst_t *self);
+int fwd_ops_start(cnd_conf_t *cf, cnd_inst_t *self);
+void fwd_ops_stop(cnd_inst_t *self);
+extern const cnd_ctl_cmd_t fwd_ctl[];
 
 #endif

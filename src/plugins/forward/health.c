@@ -118,8 +118,9 @@ health_query(const fwd_conf_t *c, uint8_t *buf, size_t size)
 
 /* A check failed: count it, check again after the interval. */
 static void
-health_failed(fwd_health_t *h)
+health_failed(fwd_health_t *h, fwd_proto_t proto, const char *what, int err)
 {
+    fwd_upstream_note(h->up, proto, what, err);
     atomic_fetch_add_explicit(&h->up->fails, 1, memory_order_relaxed);
     fwd_wup_t *wu = &h->fw->wups[h->up->index];
     cnd_counter_add(wu->hc_fail, 1);
@@ -138,7 +139,7 @@ health_send(fwd_health_t *h)
     h->try = fwd_try_start(h->fw, h->up, proto, h->query, h->qlen, 0,
                            HEALTH_TIMEOUT_NS, &health_owner, h, &err);
     if (h->try == NULL) {
-        health_failed(h); /* cannot even send */
+        health_failed(h, proto, "health check cannot send", err);
     }
 }
 
@@ -188,6 +189,9 @@ health_done(fwd_try_t *t, fwd_result_t res, const uint8_t *wire, size_t len)
         return;
     }
     uint64_t rtt = fwd_now_ns() - t->sent_ns;
+    fwd_proto_t proto = t->proto;
+    const char *what = res == FWD_ERROR ? t->errwhat : NULL;
+    int err = res == FWD_ERROR ? t->err : 0;
     fwd_try_close(t);
     h->try = NULL;
     if (res == FWD_OK) {
@@ -196,14 +200,30 @@ health_done(fwd_try_t *t, fwd_result_t res, const uint8_t *wire, size_t len)
         health_stop(h);
         return;
     }
-    health_failed(h);
+    health_failed(h, proto,
+                  what != NULL ? what : "health check timed out after 1s", err);
 }
 
 
 void
-fwd_upstream_failed(fwd_worker_t *fw, fwd_upstream_t *up)
+fwd_upstream_note(fwd_upstream_t *up, fwd_proto_t proto, const char *what,
+                  int err)
+{
+    atomic_store_explicit(&up->last_what, what, memory_order_relaxed);
+    atomic_store_explicit(&up->last_err, err, memory_order_relaxed);
+    atomic_store_explicit(&up->last_proto, (unsigned)proto,
+                          memory_order_relaxed);
+    atomic_store_explicit(&up->last_fail_ns, fwd_now_ns(),
+                          memory_order_relaxed);
+}
+
+
+void
+fwd_upstream_failed(fwd_worker_t *fw, fwd_upstream_t *up, fwd_proto_t proto,
+                    const char *what, int err)
 {
     const fwd_conf_t *c = fw->conf;
+    fwd_upstream_note(up, proto, what, err);
     atomic_fetch_add_explicit(&up->fails, 1, memory_order_relaxed);
     if (c->max_fails == 0 || fw->closing ||
         atomic_exchange_explicit(&up->checking, true, memory_order_relaxed)) {

@@ -684,6 +684,10 @@ fwd_init(cnd_conf_t *cf, cnd_inst_t *self)
                     self->file, self->line, up->file, up->name);
         }
     }
+    fwd_loop_init();
+    if (fwd_ops_init(cf, self) != 0) {
+        return -1;
+    }
     bool any_tls = false;
     for (size_t i = 0; i < c->nups; i++) {
         any_tls |= c->ups[i].tls;
@@ -741,8 +745,12 @@ const cnd_plugin_t cnd_plugin_forward = {
     .parse = fwd_parse,
     .init = fwd_init,
     .fini = fwd_fini,
+    .start = fwd_ops_start,
+    .stop = fwd_ops_stop,
     .worker_init = fwd_worker_init,
     .worker_fini = fwd_worker_fini,
     .query = fwd_query,
     .cancel = fwd_cancel,
+    .describe = fwd_describe,
+    .ctl = fwd_ctl,
 };

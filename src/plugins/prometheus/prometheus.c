@@ -3,9 +3,16 @@
  * plugins/prometheus/prometheus.c - /metrics in the Prometheus format.
  *
  * "prometheus [ADDRESS]" (default localhost:9153) serves every metric of
- * every worker, summed at scrape time (core/metrics.h), on the admin HTTP
+ * every thread, summed at scrape time (core/metrics.h), on the admin HTTP
  * server (admin/http.h).  Server blocks naming the same address share
- * one endpoint.  No request hooks: counting is done where things happen.
+ * one endpoint.
+ *
+ * It also counts the server's own coredns_dns_* family for the queries
+ * of its block, as CoreDNS's metrics plugin does: its finish() hook sees
+ * each final answer.  The series of a (zone, listen address) are looked
+ * up once per worker and kept in the worker data, so counting a query is
+ * a few plain stores.  coredns_build_info, coredns_panics_total and
+ * coredns_plugin_enabled are set when the snapshot starts serving.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +22,135 @@
 #include "core/conf.h"
 #include "core/metrics.h"
 #include "core/plugin.h"
+#include "core/server.h"
+#include "core/worker.h"
+#include "dns/msg.h"
+
+/* The type label: CoreDNS's monitored types, everything else "other". */
+static const struct {
+    uint16_t type;
+    const char *name;
+} prom_types[] = {
+    {KNOT_RRTYPE_A, "A"},         {KNOT_RRTYPE_AAAA, "AAAA"},
+    {KNOT_RRTYPE_CNAME, "CNAME"}, {KNOT_RRTYPE_DNSKEY, "DNSKEY"},
+    {KNOT_RRTYPE_DS, "DS"},       {KNOT_RRTYPE_MX, "MX"},
+    {KNOT_RRTYPE_NSEC3, "NSEC3"}, {KNOT_RRTYPE_NSEC, "NSEC"},
+    {KNOT_RRTYPE_NS, "NS"},       {KNOT_RRTYPE_PTR, "PTR"},
+    {KNOT_RRTYPE_RRSIG, "RRSIG"}, {KNOT_RRTYPE_SOA, "SOA"},
+    {KNOT_RRTYPE_SRV, "SRV"},     {KNOT_RRTYPE_TXT, "TXT"},
+    {KNOT_RRTYPE_HTTPS, "HTTPS"}, {KNOT_RRTYPE_SVCB, "SVCB"},
+    {KNOT_RRTYPE_IXFR, "IXFR"},   {KNOT_RRTYPE_AXFR, "AXFR"},
+    {KNOT_RRTYPE_ANY, "ANY"},
+};
+#define PROM_NTYPES (sizeof(prom_types) / sizeof(prom_types[0]) + 1)
+/* Distinct (rcode, plugin) pairs kept per zone; more are looked up. */
+#define PROM_NRESP 16
+
+static const char *const prom_l_req[] = {"server", "zone", "view", "proto",
+                                         "family", "type", NULL};
+static const char *const prom_l_zone[] = {"server", "zone", "view", NULL};
+static const char *const prom_l_size[] = {"server", "zone", "view", "proto",
+                                          NULL};
+static const char *const prom_l_resp[] = {"server", "zone",   "view",
+                                          "rcode",  "plugin", NULL};
+static const char *const prom_l_build[] = {"version", "revision", "goversion",
+                                           NULL};
+static const char *const prom_l_enabled[] = {"server", "zone", "view", "name",
+                                             NULL};
+
+static const cnd_mfamily_t prom_m_requests = {
+    "coredns_dns_requests_total",
+    "Counter of DNS requests made per zone, "
+    "protocol and family.",
+    CND_METRIC_COUNTER,
+    prom_l_req,
+    NULL,
+    0};
+static const cnd_mfamily_t prom_m_do = {
+    "coredns_dns_do_requests_total",
+    "Counter of DNS requests with DO bit set per zone.",
+    CND_METRIC_COUNTER,
+    prom_l_zone,
+    NULL,
+    0};
+static const cnd_mfamily_t prom_m_duration = {
+    "coredns_dns_request_duration_seconds",
+    "Histogram of the time (in seconds) each request took per zone.",
+    CND_METRIC_HISTOGRAM,
+    prom_l_zone,
+    cnd_buckets_time,
+    16};
+static const cnd_mfamily_t prom_m_req_size = {
+    "coredns_dns_request_size_bytes",
+    "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and "
+    "protocol.",
+    CND_METRIC_HISTOGRAM,
+    prom_l_size,
+    cnd_buckets_size,
+    14};
+static const cnd_mfamily_t prom_m_resp_size = {
+    "coredns_dns_response_size_bytes",
+    "Size of the returned response in bytes.",
+    CND_METRIC_HISTOGRAM,
+    prom_l_size,
+    cnd_buckets_size,
+    14};
+static const cnd_mfamily_t prom_m_responses = {
+    "coredns_dns_responses_total",
+    "Counter of response status codes.",
+    CND_METRIC_COUNTER,
+    prom_l_resp,
+    NULL,
+    0};
+static const cnd_mfamily_t prom_m_build = {
+    "coredns_build_info",
+    "A metric with a constant '1' value labeled by version, revision, and "
+    "goversion from which CoreDNS was built.",
+    CND_METRIC_GAUGE,
+    prom_l_build,
+    NULL,
+    0};
+static const cnd_mfamily_t prom_m_panics = {
+    "coredns_panics_total",
+    "A metrics that counts the number of panics.",
+    CND_METRIC_COUNTER,
+    NULL,
+    NULL,
+    0};
+static const cnd_mfamily_t prom_m_enabled = {
+    "coredns_plugin_enabled",
+    "A metric that indicates whether a plugin is enabled on per server and "
+    "zone basis.",
+    CND_METRIC_GAUGE,
+    prom_l_enabled,
+    NULL,
+    0};
 
 typedef struct {
     const char *addr;
+    /* The server label of each listen address of the block: one per bind,
+     * or one "dns://:PORT" without. */
+    const char **servers;
+    size_t nservers;
 } prom_conf_t;
+
+/* The series of one (zone, server) on one worker, made on first use. */
+typedef struct {
+    cnd_series_t *req[PROM_NTYPES][2][2]; /* type, tcp, IPv6 */
+    cnd_series_t *do_req, *duration;
+    cnd_series_t *req_size[2], *resp_size[2];
+    struct {
+        uint16_t rcode;
+        const char *plugin;
+        cnd_series_t *s;
+    } resp[PROM_NRESP];
+    unsigned nresp;
+} prom_zs_t;
+
+typedef struct {
+    cnd_mstore_t *st;
+    prom_zs_t *zs; /* [zone][server] */
+} prom_worker_t;
 
 
 static int
@@ -34,18 +166,46 @@ prom_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
         return cnd_disp_arg_err(d);
     }
     if (n == 1) {
-        const char *colon = strrchr(args[0], ':');
-        char *end = NULL;
-        long port = colon != NULL ? strtol(colon + 1, &end, 10) : -1;
-        if (colon == NULL || colon[1] == '\0' || *end != '\0' || port < 0 ||
-            port > 65535) {
-            return cnd_disp_err(d, "address %s: missing port in address",
-                                args[0]);
+        const char *why = cnd_http_addr_err(args[0]);
+        if (why != NULL) {
+            return cnd_disp_err(d, "address %s: %s", args[0], why);
         }
         c->addr = args[0];
     }
     while (cnd_disp_next_block(d)) {
         return cnd_disp_err(d, "unknown property '%s'", cnd_disp_val(d));
+    }
+    return 0;
+}
+
+
+/* CoreDNS's server label: "dns://" and the bound address, or nothing,
+ * and the port. */
+static int
+prom_init(cnd_conf_t *cf, cnd_inst_t *self)
+{
+    prom_conf_t *c = self->conf;
+    const cnd_server_t *srv = self->srv;
+    uint16_t port = srv->nzones > 0 ? srv->zones[0].port : 53;
+    c->nservers = srv->nbinds > 0 ? srv->nbinds : 1;
+    c->servers = cnd_arena_zalloc(&cf->arena, c->nservers * sizeof(char *));
+    if (c->servers == NULL) {
+        return cnd_conf_err(cf, self, "out of memory");
+    }
+    for (size_t i = 0; i < c->nservers; i++) {
+        char ip[64] = "";
+        if (srv->nbinds > 0) {
+            cnd_addr_str(&srv->binds[i], ip, sizeof(ip), false);
+            if (srv->binds[i].ss_family == AF_INET6) {
+                char v6[70];
+                snprintf(v6, sizeof(v6), "[%s]", ip);
+                snprintf(ip, sizeof(ip), "%s", v6);
+            }
+        }
+        c->servers[i] = cnd_arena_printf(&cf->arena, "dns://%s:%u", ip, port);
+        if (c->servers[i] == NULL) {
+            return cnd_conf_err(cf, self, "out of memory");
+        }
     }
     return 0;
 }
@@ -65,6 +225,45 @@ prom_render(void *arg, char **body, size_t *len, const char **ctype)
 }
 
 
+/* coredns_plugin_enabled: 1 for every handler of the block (plugins with
+ * request hooks), per server and zone.  Referenced by each snapshot that
+ * starts and let go by each that stops, so a reload keeps the ones both
+ * have and drops the others. */
+static void
+prom_enabled(cnd_inst_t *self, bool start)
+{
+    prom_conf_t *c = self->conf;
+    const cnd_server_t *srv = self->srv;
+    cnd_mstore_t *st = cnd_main_metrics();
+    if (st == NULL) {
+        return;
+    }
+    for (size_t s = 0; s < c->nservers; s++) {
+        for (size_t z = 0; z < srv->nzones; z++) {
+            for (size_t i = 0; i < srv->nchain; i++) {
+                const cnd_plugin_t *p = srv->chain[i].plugin;
+                if (p->query == NULL && p->response == NULL &&
+                    p->finish == NULL) {
+                    continue;
+                }
+                cnd_series_t *m = cnd_metric_series_ref(
+                    st, &prom_m_enabled, c->servers[s], srv->zones[z].name, "",
+                    p->name, NULL);
+                if (m == NULL) {
+                    continue;
+                }
+                cnd_gauge_set(m, 1);
+                if (!start) {
+                    /* the reference of the start, and this lookup's */
+                    cnd_metric_series_unref(st, m);
+                    cnd_metric_series_unref(st, m);
+                }
+            }
+        }
+    }
+}
+
+
 static int
 prom_start(cnd_conf_t *cf, cnd_inst_t *self)
 {
@@ -74,6 +273,19 @@ prom_start(cnd_conf_t *cf, cnd_inst_t *self)
                        sizeof(err)) != 0) {
         return cnd_conf_err(cf, self, "%s", err);
     }
+    cnd_mstore_t *st = cnd_main_metrics();
+    if (st != NULL) {
+        char gcc[32];
+        snprintf(gcc, sizeof(gcc), "gcc%d.%d.%d", __GNUC__, __GNUC_MINOR__,
+                 __GNUC_PATCHLEVEL__);
+        cnd_series_t *b = cnd_metric_series(
+            st, &prom_m_build, cnd_version_number, cnd_revision, gcc, NULL);
+        if (b != NULL) {
+            cnd_gauge_set(b, 1);
+        }
+        cnd_metric_series(st, &prom_m_panics, NULL);
+    }
+    prom_enabled(self, true);
     return 0;
 }
 
@@ -82,7 +294,145 @@ static void
 prom_stop(cnd_inst_t *self)
 {
     prom_conf_t *c = self->conf;
+    prom_enabled(self, false);
     cnd_http_unserve(c->addr, "/metrics");
+}
+
+
+static int
+prom_worker_init(cnd_worker_t *w, cnd_inst_t *self, void **wdata)
+{
+    prom_conf_t *c = self->conf;
+    prom_worker_t *pw = calloc(1, sizeof(*pw));
+    if (pw == NULL) {
+        return -1;
+    }
+    pw->st = cnd_worker_metrics(w);
+    pw->zs = calloc(self->srv->nzones * c->nservers + 1, sizeof(*pw->zs));
+    if (pw->zs == NULL) {
+        free(pw);
+        return -1;
+    }
+    *wdata = pw;
+    return 0;
+}
+
+
+static void
+prom_worker_fini(cnd_worker_t *w, cnd_inst_t *self, void *wdata)
+{
+    (void)w;
+    (void)self;
+    prom_worker_t *pw = wdata;
+    free(pw->zs);
+    free(pw);
+}
+
+
+/* Which listen address of the block the query came to. */
+static size_t
+prom_server_of(const cnd_req_t *r, const cnd_server_t *srv)
+{
+    for (size_t i = 0; i < srv->nbinds; i++) {
+        const struct sockaddr_storage *b = &srv->binds[i];
+        if (b->ss_family != r->local.ss_family) {
+            continue;
+        }
+        if (b->ss_family == AF_INET &&
+            ((const struct sockaddr_in *)b)->sin_addr.s_addr ==
+                ((const struct sockaddr_in *)&r->local)->sin_addr.s_addr) {
+            return i;
+        }
+        if (b->ss_family == AF_INET6 &&
+            memcmp(&((const struct sockaddr_in6 *)b)->sin6_addr,
+                   &((const struct sockaddr_in6 *)&r->local)->sin6_addr,
+                   16) == 0) {
+            return i;
+        }
+    }
+    return 0;
+}
+
+
+static cnd_series_t *
+prom_responses(prom_worker_t *pw, prom_zs_t *zs, const char *server,
+               const char *zone, uint16_t rcode, const char *plugin)
+{
+    for (unsigned i = 0; i < zs->nresp; i++) {
+        if (zs->resp[i].rcode == rcode && zs->resp[i].plugin == plugin) {
+            return zs->resp[i].s;
+        }
+    }
+    char buf[16];
+    cnd_series_t *s =
+        cnd_metric_series(pw->st, &prom_m_responses, server, zone, "",
+                          cnd_rcode_str(rcode, buf, sizeof(buf)),
+                          plugin != NULL ? plugin : "", NULL);
+    if (s != NULL && zs->nresp < PROM_NRESP) {
+        zs->resp[zs->nresp].rcode = rcode;
+        zs->resp[zs->nresp].plugin = plugin;
+        zs->resp[zs->nresp++].s = s;
+    }
+    return s;
+}
+
+
+/* Look a series up the first time, then keep it. */
+#define PROM_SERIES(slot, ...)                                                 \
+    ((slot) != NULL ? (slot) : ((slot) = cnd_metric_series(__VA_ARGS__, NULL)))
+
+
+static void
+prom_finish(cnd_req_t *r, cnd_inst_t *self)
+{
+    if (r->proto == CND_PROTO_INTERNAL || r->zone == NULL) {
+        return;
+    }
+    prom_conf_t *c = self->conf;
+    prom_worker_t *pw = cnd_req_wdata(r, self);
+    const cnd_server_t *srv = self->srv;
+    size_t zi = (size_t)(r->zone - srv->zones);
+    if (zi >= srv->nzones) {
+        return;
+    }
+    size_t si = prom_server_of(r, srv);
+    prom_zs_t *zs = &pw->zs[zi * c->nservers + si];
+    const char *server = c->servers[si];
+    const char *zone = r->zone->name;
+    bool tcp = r->proto == CND_PROTO_TCP;
+    bool v6 = r->remote.ss_family == AF_INET6;
+    const char *proto = tcp ? "tcp" : "udp";
+
+    size_t t = 0;
+    while (t < PROM_NTYPES - 1 && prom_types[t].type != r->qtype) {
+        t++;
+    }
+    const char *tname = t < PROM_NTYPES - 1 ? prom_types[t].name : "other";
+    cnd_series_t *s;
+    if ((s = PROM_SERIES(zs->req[t][tcp][v6], pw->st, &prom_m_requests, server,
+                         zone, "", proto, v6 ? "2" : "1", tname)) != NULL) {
+        cnd_counter_add(s, 1);
+    }
+    if (r->do_bit && (s = PROM_SERIES(zs->do_req, pw->st, &prom_m_do, server,
+                                      zone, "")) != NULL) {
+        cnd_counter_add(s, 1);
+    }
+    if ((s = PROM_SERIES(zs->req_size[tcp], pw->st, &prom_m_req_size, server,
+                         zone, "", proto)) != NULL) {
+        cnd_histogram_observe(s, r->qlen);
+    }
+    if ((s = PROM_SERIES(zs->resp_size[tcp], pw->st, &prom_m_resp_size, server,
+                         zone, "", proto)) != NULL) {
+        cnd_histogram_observe(s, r->out_len);
+    }
+    if ((s = PROM_SERIES(zs->duration, pw->st, &prom_m_duration, server, zone,
+                         "")) != NULL) {
+        cnd_histogram_observe(s, (double)(uv_hrtime() - r->start_ns) / 1e9);
+    }
+    s = prom_responses(pw, zs, server, zone, cnd_req_rcode(r), r->answered_by);
+    if (s != NULL) {
+        cnd_counter_add(s, 1);
+    }
 }
 
 
@@ -91,6 +441,10 @@ const cnd_plugin_t cnd_plugin_prometheus = {
     .flags = CND_PLUGIN_ONCE,
     .conf_size = sizeof(prom_conf_t),
     .parse = prom_parse,
+    .init = prom_init,
     .start = prom_start,
     .stop = prom_stop,
+    .worker_init = prom_worker_init,
+    .worker_fini = prom_worker_fini,
+    .finish = prom_finish,
 };
