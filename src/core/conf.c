@@ -740,6 +740,20 @@ cnd_conf_every(cnd_conf_t *cf, int64_t interval_ns, cnd_tick_fn fn, void *arg)
 }
 
 
+void
+cnd_conf_every_stop(cnd_conf_t *cf, cnd_tick_fn fn, void *arg)
+{
+    for (cnd_ticker_t *t = cf->tickers; t != NULL; t = t->next) {
+        if (t->fn == fn && t->arg == arg) {
+            t->stopped = true;
+            if (cf->tickers_started) {
+                uv_timer_stop(&t->timer); /* closed with the others */
+            }
+        }
+    }
+}
+
+
 static void
 conf_tick_cb(uv_timer_t *h)
 {
@@ -754,7 +768,10 @@ cnd_conf_tickers_start(cnd_conf_t *cf, uv_loop_t *loop)
     for (cnd_ticker_t *t = cf->tickers; t != NULL; t = t->next) {
         uv_timer_init(loop, &t->timer);
         t->timer.data = t;
-        uv_timer_start(&t->timer, conf_tick_cb, t->interval_ms, t->interval_ms);
+        if (!t->stopped) {
+            uv_timer_start(&t->timer, conf_tick_cb, t->interval_ms,
+                           t->interval_ms);
+        }
     }
     cf->tickers_started = true;
 }

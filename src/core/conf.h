@@ -90,6 +90,7 @@ struct cnd_ticker_s {
     uint64_t interval_ms;
     cnd_tick_fn fn;
     void *arg;
+    bool stopped; /* cnd_conf_every_stop()               */
     cnd_ticker_t *next;
 };
 
@@ -153,6 +154,11 @@ int cnd_conf_err(cnd_conf_t *cf, const cnd_inst_t *self, const char *fmt, ...)
  * init(); the job stops before fini().  Returns 0 or -ENOMEM. */
 int cnd_conf_every(cnd_conf_t *cf, int64_t interval_ns, cnd_tick_fn fn,
                    void *arg);
+
+/* Stop the job of @fn and @arg for good (it is done: a one-off check).
+ * From the job itself or any main-thread code while the snapshot
+ * serves. */
+void cnd_conf_every_stop(cnd_conf_t *cf, cnd_tick_fn fn, void *arg);
 
 /* For parse() and init() hooks: on SIGTERM, keep serving DNS for @ns
  * before stopping (the health plugin's lameduck).  The longest asked

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dns/ede.h"
 
@@ -385,6 +386,19 @@ static const char *const rcode_names[] = {
     NULL,       NULL,      NULL,       NULL,       "BADSIG",   "BADKEY",
     "BADTIME",  "BADMODE", "BADNAME",  "BADALG",   "BADTRUNC", "BADCOOKIE",
 };
+
+
+int
+cnd_rcode_parse(const char *s)
+{
+    for (int i = 0; i < (int)(sizeof(rcode_names) / sizeof(rcode_names[0]));
+         i++) {
+        if (rcode_names[i] != NULL && strcasecmp(s, rcode_names[i]) == 0) {
+            return i;
+        }
+    }
+    return strcasecmp(s, "NOTIMPL") == 0 ? KNOT_RCODE_NOTIMPL : -1;
+}
 
 
 const char *

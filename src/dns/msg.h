@@ -123,6 +123,8 @@ void cnd_knot_mm(knot_mm_t *mm, cnd_arena_t *a);
  * else the number; "A", "TYPE65280"; "IN", "CH", "CLASS7".  The
  * returned string is static or written to @buf. */
 const char *cnd_rcode_str(uint16_t rcode, char *buf, size_t size);
+/* The rcode named @s ("SERVFAIL", any case; "NOTIMPL" too), or -1. */
+int cnd_rcode_parse(const char *s);
 const char *cnd_type_str(uint16_t type, char *buf, size_t size);
 const char *cnd_class_str(uint16_t cls, char *buf, size_t size);
 

@@ -67,7 +67,11 @@ cnd_vlog(cnd_log_level_t lvl, const char *plugin, const char *fmt, va_list ap)
     buf[len++] = '\n';
     log_write(buf, len);
     if (lvl == CND_LOG_FATAL) {
-        exit(1);
+        /* As Go's log.Fatal: no exit handlers.  Other threads are still
+         * running; handlers that tear libraries down under them (GnuTLS's
+         * destructor while a worker draws random IDs) abort the process. */
+        fflush(stdout);
+        _exit(1);
     }
 }
 

@@ -141,13 +141,6 @@ static const cnd_mfamily_t fwd_m_received = {
     NULL,
     0};
 
-static const char *const fwd_rcode_names[24] = {
-    "NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",   "REFUSED",
-    "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE",  "11",
-    "12",       "13",      "14",       "15",       "BADSIG",   "BADKEY",
-    "BADTIME",  "BADMODE", "BADNAME",  "BADALG",   "BADTRUNC", "BADCOOKIE",
-};
-
 static void fwd_send_next(fwd_ctx_t *x);
 static void fwd_finish(fwd_ctx_t *x, cnd_rc_t rc);
 static void fwd_try_done(fwd_try_t *t, fwd_result_t res, const uint8_t *wire,
@@ -339,12 +332,12 @@ fwd_count_reply(fwd_worker_t *fw, const fwd_try_t *t, unsigned rcode,
         rcode = 0; /* cannot happen: the header has 4 bits */
     }
     if (wu->rcode[rcode] == NULL) {
-        wu->rcode[rcode] =
-            cnd_metric_series(fw->store, &fwd_m_responses,
-                              fwd_rcode_names[rcode], t->up->name, NULL);
-        wu->duration[rcode] =
-            cnd_metric_series(fw->store, &fwd_m_duration, "forward",
-                              t->up->name, fwd_rcode_names[rcode], NULL);
+        char buf[8];
+        const char *name = cnd_rcode_str((uint16_t)rcode, buf, sizeof(buf));
+        wu->rcode[rcode] = cnd_metric_series(fw->store, &fwd_m_responses, name,
+                                             t->up->name, NULL);
+        wu->duration[rcode] = cnd_metric_series(
+            fw->store, &fwd_m_duration, "forward", t->up->name, name, NULL);
     }
     cnd_counter_add(wu->rcode[rcode], 1);
     cnd_histogram_observe(wu->duration[rcode], (double)rtt_ns / 1e9);

@@ -23,6 +23,7 @@
 
 #include "core/conf.h"
 #include "core/zone.h"
+#include "dns/msg.h"
 #include "plugins/forward/forward.h"
 #include "util/duration.h"
 #include "util/log.h"
@@ -227,26 +228,6 @@ fwd_parse_to(cnd_conf_t *cf, cnd_disp_t *d, fwd_conf_t *c, const char *to)
 
 /* ---- properties ------------------------------------------------------- */
 
-/* "SERVFAIL" or "2": an rcode below 32. */
-static int
-fwd_rcode(const char *s)
-{
-    static const char *const names[] = {
-        "NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP",  "REFUSED",
-        "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE", NULL,
-    };
-    for (int i = 0; names[i] != NULL; i++) {
-        if (strcasecmp(s, names[i]) == 0) {
-            return i;
-        }
-    }
-    if (strcasecmp(s, "NOTIMPL") == 0) {
-        return KNOT_RCODE_NOTIMPL;
-    }
-    return -1;
-}
-
-
 static int
 fwd_rcodes(cnd_disp_t *d, uint32_t *mask, const char *prop)
 {
@@ -256,7 +237,7 @@ fwd_rcodes(cnd_disp_t *d, uint32_t *mask, const char *prop)
         return cnd_disp_arg_err(d);
     }
     for (size_t i = 0; i < n; i++) {
-        int rc = fwd_rcode(args[i]);
+        int rc = cnd_rcode_parse(args[i]);
         if (rc < 0) {
             return cnd_disp_err(d, "%s: %s is not a valid rcode", prop,
                                 args[i]);

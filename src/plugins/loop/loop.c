@@ -300,14 +300,8 @@ loop_tick(void *arg)
     default:
         break;
     }
-    if (st->phase == CND_LOOP_DONE && c->cf->tickers_started) {
-        /* cnd_conf_every() has no stop: find our job among the
-         * snapshot's and stop its timer (closed with the others). */
-        for (cnd_ticker_t *t = c->cf->tickers; t != NULL; t = t->next) {
-            if (t->fn == loop_tick && t->arg == c) {
-                uv_timer_stop(&t->timer);
-            }
-        }
+    if (st->phase == CND_LOOP_DONE) {
+        cnd_conf_every_stop(c->cf, loop_tick, c);
     }
 }
 
