@@ -18,6 +18,8 @@
 #include "core/ctl.h"
 #include "core/plugin.h"
 #include "core/server.h"
+#include "tools/dig.h"
+#include "tools/doctor.h"
 #include "util/log.h"
 
 /* Port of the built-in Corefile when -dns.port is not given: 1053, so it
@@ -69,6 +71,9 @@ main_usage(FILE *f)
 {
     fprintf(f, "Usage: candor [serve] [flags]\n"
                "       candor ctl [-s PATH] COMMAND [ARGS...]\n"
+               "       candor dig [@SERVER] [-p PORT] [+OPTIONS] NAME [TYPE]\n"
+               "       candor doctor [NAME...] [-conf FILE] [-server ADDR] "
+               "[-ctl PATH] [-json]\n"
                "       candor version\n\nFlags:\n");
     for (const main_flag_t *fl = main_flags; fl->name != NULL; fl++) {
         fprintf(f, "  -%-15s %s\n", fl->name, fl->help);
@@ -306,10 +311,9 @@ static const struct {
     const char *name;
     int (*run)(int argc, char **argv);
 } main_cmds[] = {
-    {"serve", cmd_serve},
-    {"ctl", cmd_ctl},
-    {"version", cmd_version},
-    {NULL, NULL},
+    {"serve", cmd_serve},     {"ctl", cmd_ctl},
+    {"dig", cnd_dig_main},    {"doctor", cnd_doctor_main},
+    {"version", cmd_version}, {NULL, NULL},
 };
 
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -605,9 +606,58 @@ cnd_ctl_stop(void)
 /* ---- the client ------------------------------------------------------- */
 
 int
+cnd_ctl_request(const char *path, const char *line, char **out, size_t *len)
+{
+    char def[108];
+    if (path == NULL) {
+        path = cnd_ctl_default_path(def, sizeof(def));
+    }
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t ll = strlen(line);
+    if (strlen(path) >= sizeof(sa.sun_path) || ll > CTL_LINE_MAX) {
+        return -ENAMETOOLONG;
+    }
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -e;
+    }
+    struct iovec iov[2] = {{(void *)line, ll}, {"\n", 1}};
+    if (writev(fd, iov, 2) != (ssize_t)ll + 1) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    shutdown(fd, SHUT_WR);
+    cnd_ctl_t reply = {0};
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        cnd_ctl_printf(&reply, "%.*s", (int)n, buf);
+    }
+    close(fd);
+    if (reply.oom) {
+        free(reply.out);
+        return -ENOMEM;
+    }
+    if (reply.len == 0) {
+        free(reply.out);
+        return -ECONNRESET; /* closed without a reply */
+    }
+    *out = reply.out;
+    *len = reply.len;
+    return strncmp(reply.out, "error: ", 7) == 0 ? 1 : 0;
+}
+
+
+int
 cnd_ctl_client(const char *path, int argc, char **argv)
 {
-    char def[108], line[CTL_LINE_MAX + 2];
+    char def[108], line[CTL_LINE_MAX + 1];
     if (path == NULL) {
         path = cnd_ctl_default_path(def, sizeof(def));
     }
@@ -615,52 +665,29 @@ cnd_ctl_client(const char *path, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         int n = snprintf(line + len, sizeof(line) - len, "%s%s", i ? " " : "",
                          argv[i]);
-        if (n < 0 || len + (size_t)n >= sizeof(line) - 1) {
+        if (n < 0 || len + (size_t)n >= sizeof(line)) {
             fprintf(stderr, "candor ctl: command longer than %d bytes\n",
                     CTL_LINE_MAX);
             return 1;
         }
         len += (size_t)n;
     }
-    line[len++] = '\n';
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        fprintf(stderr, "candor ctl: socket path too long: %s\n", path);
-        return 2;
-    }
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        fprintf(stderr,
-                "candor ctl: cannot connect to %s: %s (is candor running, "
-                "and with this -ctl path? give it with -s PATH)\n",
-                path, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
+    char *out = NULL;
+    size_t olen = 0;
+    int rc = cnd_ctl_request(path, line, &out, &olen);
+    if (rc < 0) {
+        if (rc == -ECONNRESET) {
+            fprintf(stderr, "candor ctl: %s closed without a reply\n", path);
+        } else {
+            fprintf(stderr,
+                    "candor ctl: cannot connect to %s: %s (is candor "
+                    "running, and with this -ctl path? give it with -s "
+                    "PATH)\n",
+                    path, strerror(-rc));
         }
         return 2;
     }
-    if (write(fd, line, len) != (ssize_t)len) {
-        fprintf(stderr, "candor ctl: cannot send to %s: %s\n", path,
-                strerror(errno));
-        close(fd);
-        return 2;
-    }
-    shutdown(fd, SHUT_WR);
-    char buf[8192];
-    ssize_t n;
-    bool first = true, failed = false;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        if (first) {
-            failed = n >= 7 && memcmp(buf, "error: ", 7) == 0;
-            first = false;
-        }
-        fwrite(buf, 1, (size_t)n, failed ? stderr : stdout);
-    }
-    close(fd);
-    if (first) {
-        fprintf(stderr, "candor ctl: %s closed without a reply\n", path);
-        return 2;
-    }
-    return failed ? 1 : 0;
+    fwrite(out, 1, olen, rc == 1 ? stderr : stdout);
+    free(out);
+    return rc;
 }

@@ -61,6 +61,14 @@ const char *cnd_ctl_default_path(char *buf, size_t size);
 int cnd_ctl_start(uv_loop_t *loop, const char *path);
 void cnd_ctl_stop(void);
 
+/* Send one command @line (no newline) to the server on @path (NULL: the
+ * default) and read the whole reply into *@out (malloc'd, *@len bytes,
+ * not NUL-terminated).  Returns 0, 1 when the reply is an error, or a
+ * negative errno when the server cannot be reached (-ECONNRESET: it
+ * closed without a reply). */
+int cnd_ctl_request(const char *path, const char *line, char **out,
+                    size_t *len);
+
 /* The client: send @argv as one command to @path (NULL: the default),
  * print the reply.  Returns the exit status: 0, 1 on a failed command,
  * 2 when the server cannot be reached. */

@@ -51,7 +51,8 @@ bad.example.:@PORT@ {
     prometheus 127.0.0.1:%d
     forward . %s:%d
 }
-""" % (mport, ok.addr, ok.port, mport, bad.addr, bad.port))
+""" % (mport, ok.addr, ok.port, mport, bad.addr, bad.port),
+               args=["-workers", "1"])  # the request list of one worker
     server = "dns://%s:%d" % (s.addr, s.port)
     assert s.query("a.example.").rcode() == dns.rcode.NOERROR
     assert s.query("a.example.").rcode() == dns.rcode.NOERROR  # cached

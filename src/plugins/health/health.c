@@ -46,6 +46,7 @@ typedef struct health_probe_s health_probe_t;
  * init(); the rest belongs to the main thread while the snapshot serves
  * (start() to stop()). */
 typedef struct {
+    /* First: candor doctor reads the address through the conf. */
     const char *addr; /* "host:port", ":port" or "[v6]:port"        */
     int64_t lameduck_ns;
     char url[128];                  /* "http://:8080/health", for logs   */

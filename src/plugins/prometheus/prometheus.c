@@ -127,6 +127,7 @@ static const cnd_mfamily_t prom_m_enabled = {
     0};
 
 typedef struct {
+    /* First: candor doctor reads the address through the conf. */
     const char *addr;
     /* The server label of each listen address of the block: one per bind,
      * or one "dns://:PORT" without. */

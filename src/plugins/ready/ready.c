@@ -38,6 +38,7 @@
 /* Config lifetime.  addr and continuously are const after parse();
  * seen and next are under ready_lock, served is the main thread's. */
 typedef struct {
+    /* First: candor doctor reads the address through the conf. */
     const char *addr;
     bool continuously;
     bool *seen;       /* by wslot: said ready once (until-ready)  */
