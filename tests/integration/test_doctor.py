@@ -306,3 +306,25 @@ def test_exit_2(tmp_path):
                          text=True)
     assert out.returncode == 2
     assert "does not load" in out.stderr and "Corefile:2" in out.stderr
+
+
+def test_internal_against_external(candor, upstream):
+    """An internal name (from hosts) answers while the external one fails:
+    the checks show the split."""
+    port = closed_port("127.0.0.1")
+    s = candor(""".:@PORT@ {
+    bind @ADDR@
+    hosts {
+        10.1.1.1 db.internal.test
+        fallthrough
+    }
+    forward . 127.0.0.1:%d
+}
+""" % port)
+    out = doctor(s, "www.example.com")
+    assert out.returncode == 1
+    assert "[ ok ] an internal name" in out.stdout
+    assert "db.internal.test A: NOERROR" in out.stdout
+    assert "[FAIL] an external name" in out.stdout
+    v, _ = verdict_of(out)
+    assert v == "forward target wrong"
