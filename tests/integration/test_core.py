@@ -362,9 +362,14 @@ def _tcp_query(sock, name, qid):
 
 
 def _recv_frame(sock):
+    """The next DNS message on a TCP socket, or None once it is closed
+    (an orderly close, or a reset when it closed with our query unread)."""
     hdr = b""
     while len(hdr) < 2:
-        chunk = sock.recv(2 - len(hdr))
+        try:
+            chunk = sock.recv(2 - len(hdr))
+        except ConnectionResetError:
+            return None
         if not chunk:
             return None
         hdr += chunk
