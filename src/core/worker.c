@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "core/plugin.h"
@@ -527,6 +528,9 @@ static void
 worker_main(void *arg)
 {
     cnd_worker_t *w = arg;
+    char name[16]; /* "candor-w0": per-thread tools (top -H, perf) */
+    snprintf(name, sizeof(name), "candor-w%u", w->id);
+    prctl(PR_SET_NAME, name, 0, 0, 0);
     cnd_conf_t *conf = w->start_conf;
     w->start_conf = NULL;
     w->start_rc = worker_setup(w, conf);

@@ -113,6 +113,7 @@ typedef struct fwd_conf_s {
 typedef struct fwd_worker_s fwd_worker_t;
 typedef struct fwd_try_s fwd_try_t;
 typedef struct fwd_conn_s fwd_conn_t;
+typedef struct fwd_port_s fwd_port_t;
 
 /* How a try ended, for whoever started it. */
 typedef enum {
@@ -145,10 +146,9 @@ struct fwd_try_s {
     uint8_t *qwire_framed;    /* length, then the query, our ID  */
     uint8_t qbuf[2 + 512];    /* ...here when it fits (most do)  */
     uint16_t qlen;
-    /* UDP */
-    int fd;
-    uv_poll_t poll;
-    bool polling;
+    /* UDP: the shared socket it went out on (net.c) */
+    fwd_port_t *port;
+    fwd_try_t *port_prev, *port_next;
     /* TCP/TLS */
     fwd_conn_t *conn;
     /* timer: RTO, then read timeout */
@@ -185,6 +185,8 @@ struct fwd_worker_s {
 struct fwd_wup_s {
     fwd_conn_t *idle; /* idle connections, newest first  */
     unsigned nidle;
+    fwd_port_t *ports; /* UDP sockets taking new queries */
+    unsigned nports, next_port;
     struct fwd_health_s *health; /* the probe, if this worker runs it */
     cnd_series_t *requests;      /* coredns_forward_requests_total  */
     cnd_series_t *rcode[24];     /* coredns_forward_responses_total */
