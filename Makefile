@@ -98,4 +98,21 @@ fmt:
 clean:
 	rm -rf build
 
+# Benchmarks (bench/README.md), never part of "make test": "make bench" runs
+# the full harness (about 15 minutes) and writes bench/RESULTS.md; "make
+# bench-smoke" runs the same code for seconds into build/bench/SMOKE.md (the
+# integration tests run it too, from tests/integration/test_bench_smoke.py).
+.PHONY: bench bench-smoke
+build/bench/echo: bench/echo.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	$(Q)$(CC) $(WFLAGS) -D_GNU_SOURCE -O2 -g -o $@ $<
+
+bench: $(BUILD)/candor build/bench/echo
+	$(PYTHON) bench/run --candor $(BUILD)/candor --out bench/RESULTS.md
+
+bench-smoke: $(BUILD)/candor build/bench/echo
+	$(PYTHON) bench/run --smoke --require-all --candor $(BUILD)/candor \
+	    --out build/bench/SMOKE.md
+
 -include $(shell find build -name '*.d' 2>/dev/null)
