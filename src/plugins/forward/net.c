@@ -402,12 +402,15 @@ net_port_unlink(fwd_try_t *t)
 
 
 /* The socket error: fail every try on the port (they all went to the one
- * upstream, which will not answer them either). */
+ * upstream, which will not answer them either), and retire it: libuv
+ * stops a poll handle that reported an error, so the port would go deaf. */
 static void
 net_port_fail(fwd_port_t *p, int e)
 {
     bool icmp = e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH;
     unsigned guard = p->ntries;
+    p->ntries++; /* hold it open while the tries go */
+    net_port_retire(p);
     while (p->tries != NULL && guard-- > 0) {
         fwd_try_t *t = p->tries;
         net_fail(t, icmp ? 0 : e, net_udp_error(e));
@@ -415,6 +418,9 @@ net_port_fail(fwd_port_t *p, int e)
             net_port_unlink(t); /* the owner did not close it */
             t->open = false;
         }
+    }
+    if (--p->ntries == 0) {
+        net_port_close(p);
     }
 }
 
