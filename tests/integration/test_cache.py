@@ -266,9 +266,11 @@ def test_eviction_at_capacity(candor, upstream):
     evictions = metric(text, "coredns_cache_evictions_total", **labels)
     assert entries <= 1024 and entries + evictions == n
     assert evictions >= n - 1024
+    # a random one goes (as CoreDNS): of the first names, many are gone
     before = u.total_queries
-    ask(s, "e0.example.")  # the oldest went first
-    assert u.total_queries == before + 1
+    for i in range(100):
+        ask(s, "e%d.example." % i)
+    assert u.total_queries - before >= 20
 
 
 # ---- serve-stale ---------------------------------------------------------

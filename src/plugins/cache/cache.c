@@ -236,7 +236,9 @@ cache_lookup(cnd_req_t *r, const cache_conf_t *c, cache_store_t *st,
         uv_mutex_unlock(&sh->lock);
         return;
     }
-    uint32_t age = now > e->stored ? (uint32_t)((now - e->stored) / 1000) : 0;
+    /* Whole seconds of the cache clock, as CoreDNS counts ages. */
+    uint32_t now_s = (uint32_t)(now / 1000);
+    uint32_t age = now_s > e->stored ? now_s - e->stored : 0;
     uint32_t ttl;
     if (age < e->ttl) {
         h->found = CACHE_FRESH;
@@ -244,15 +246,13 @@ cache_lookup(cnd_req_t *r, const cache_conf_t *c, cache_store_t *st,
         ttl = c->keepttl ? e->ttl : h->remaining;
         if (c->prefetch > 0 && e->kind != CACHE_SERVFAIL) {
             /* AMOUNT hits without a gap of DURATION, and little left */
-            e->hits = now - e->last_hit >= (uint64_t)c->prefetch_gap * 1000
-                          ? 1
-                          : e->hits + 1;
-            e->last_hit = now;
+            bool gap = now_s - e->touched >= c->prefetch_gap;
+            e->hits = gap ? 1 : e->hits < 255 ? e->hits + 1 : 255;
+            e->touched = now_s;
             uint32_t left = (e->ttl * c->prefetch_pct + 99) / 100;
-            if (e->hits >= c->prefetch && h->remaining <= left &&
-                !e->refreshing) {
+            if (e->hits >= (c->prefetch < 255 ? c->prefetch : 255) &&
+                h->remaining <= left && !e->refreshing) {
                 e->refreshing = true;
-                e->refresh_at = now;
                 h->refresh = true;
             }
         }
@@ -262,11 +262,11 @@ cache_lookup(cnd_req_t *r, const cache_conf_t *c, cache_store_t *st,
         h->past = age - e->ttl;
         ttl = c->stale_ttl;
         h->refreshing = e->refreshing;
+        /* Stale, "touched" is when the last refresh started. */
         if (!e->refreshing &&
-            (!e->refresh_failed ||
-             now - e->refresh_at >= (uint64_t)c->stale_recheck * 1000)) {
+            (!e->refresh_failed || now_s - e->touched >= c->stale_recheck)) {
             e->refreshing = true;
-            e->refresh_at = now;
+            e->touched = now_s;
             h->refresh = true;
         }
     } else {
@@ -281,11 +281,12 @@ cache_lookup(cnd_req_t *r, const cache_conf_t *c, cache_store_t *st,
         cache_set_ttls(h->wire, e, ttl);
     }
     h->failed = e->refresh_failed;
-    h->cause_code = e->cause_code;
-    h->cause_plugin = e->cause_plugin;
-    h->cause_upstream = e->cause_upstream;
+    h->cause_code = CND_EDE_NONE;
     if (e->cause != NULL) {
-        h->cause = cnd_arena_strdup(&r->arena, e->cause);
+        h->cause_code = e->cause->code;
+        h->cause_plugin = e->cause->plugin;
+        h->cause_upstream = e->cause->upstream;
+        h->cause = cnd_arena_strdup(&r->arena, e->cause->text);
     }
     uv_mutex_unlock(&sh->lock);
     if (h->wire == NULL) {
@@ -481,16 +482,17 @@ cache_store(cache_conf_t *c, cache_worker_t *cw, cnd_req_t *r,
     }
     if (kind == CACHE_SERVFAIL) {
         const cnd_fail_t *f = cnd_req_failure(r);
-        if (f != NULL) {
-            e->cause_code = f->ede;
-            e->cause_plugin = f->plugin;
-            e->cause_upstream = f->upstream;
-            e->cause = strdup(f->text);
-        } else {
-            char by[96];
-            snprintf(by, sizeof(by), "answered SERVFAIL without a cause");
-            e->cause_plugin = r->answered_by != NULL ? r->answered_by : "cache";
-            e->cause = strdup(by);
+        int rc =
+            f != NULL
+                ? cache_entry_cause(e, f->ede, f->plugin, f->upstream, f->text)
+                : cache_entry_cause(e, CND_EDE_NONE,
+                                    r->answered_by != NULL ? r->answered_by
+                                                           : "cache",
+                                    NULL, "answered SERVFAIL without a cause");
+        if (rc != 0) {
+            cache_entry_free(e);
+            cnd_counter_add(cw->drops, 1);
+            return false;
         }
     }
     cache_store_t *st = kind == CACHE_SUCCESS ? c->success : c->denial;
@@ -547,10 +549,8 @@ cache_refresh_failed(cache_refresh_t *f, uint64_t now)
     if (e != NULL) {
         e->refreshing = false;
         e->refresh_failed = true;
-        e->refresh_at = now;
-        char *old = e->cause;
-        e->cause = strdup(f->cause);
-        free(old);
+        e->touched = (uint32_t)(now / 1000);
+        cache_entry_cause(e, f->cause_code, NULL, NULL, f->cause);
     }
     uv_mutex_unlock(&sh->lock);
 }

@@ -36,36 +36,47 @@ enum {
     CACHE_SERVFAIL = 2 /* a failure, remembered briefly (RFC 9520)     */
 };
 
-/* One cached answer, shared by every worker.  Malloc'd; owned by its
- * shard; read and changed only under the shard's lock. */
+/* Why a remembered failure failed, or why the last refresh of an entry
+ * did.  Malloc'd, owned by its entry. */
+typedef struct cache_cause_s {
+    uint16_t code;        /* EDE code, CND_EDE_NONE for none   */
+    const char *plugin;   /* static                            */
+    const char *upstream; /* config lifetime, may be NULL      */
+    char text[];
+} cache_cause_t;
+
+/* One cached answer, shared by every worker.  One malloc: this header,
+ * then the answer's wire, then the offsets of its TTL fields.  Kept
+ * small, as it is most of the cache's memory (cache/README.md, Memory):
+ * no key (the wire's question is the key, with the DO/CD flags here),
+ * times in seconds of the cache clock, the cause out of line.  Owned by
+ * its shard; read and changed only under the shard's lock. */
 typedef struct cache_entry_s cache_entry_t;
 struct cache_entry_s {
-    cache_entry_t *next;          /* bucket chain                      */
-    cache_entry_t *older, *newer; /* the shard's insertion order       */
-    uint64_t hash;
-    uint64_t stored;     /* cache clock (ms) when stored      */
-    uint64_t last_hit;   /* prefetch bookkeeping (ms)         */
-    uint64_t refresh_at; /* when the last refresh started     */
-    uint32_t ttl;        /* its records' TTL when stored (s)  */
-    uint32_t hits;
-    uint8_t kind;        /* CACHE_*                           */
-    bool refreshing;     /* a refresh runs, on some worker    */
-    bool refresh_failed; /* and the last one failed           */
-    uint16_t keylen, wirelen, nttl;
-    /* Why: a SERVFAIL entry's cause, or why the last refresh failed. */
-    uint16_t cause_code;        /* EDE code, CND_EDE_NONE for none   */
-    const char *cause_plugin;   /* static                            */
-    const char *cause_upstream; /* config lifetime, may be NULL      */
-    char *cause;                /* malloc'd, may be NULL             */
-    uint8_t data[];             /* key, wire, TTL offsets (uint16)   */
+    cache_entry_t *next;  /* bucket chain                         */
+    cache_cause_t *cause; /* a failure's cause, or NULL           */
+    uint32_t hash;        /* of the key (cache_hash), low bits    */
+    uint32_t stored;      /* cache clock (s) when stored          */
+    uint32_t ttl;         /* its records' TTL when stored (s)     */
+    /* Fresh: the last hit (prefetch).  Stale: when the last refresh
+     * started (the recheck interval). */
+    uint32_t touched;
+    uint16_t wirelen;
+    uint8_t nttl;               /* TTL fields (at most 255)        */
+    uint8_t hits;               /* for prefetch, saturating        */
+    uint8_t flags;              /* the key's DO (1) and CD (2)     */
+    uint8_t kind : 2;           /* CACHE_*                         */
+    uint8_t refreshing : 1;     /* a refresh runs, on some worker  */
+    uint8_t refresh_failed : 1; /* and the last one failed         */
+    uint8_t data[];             /* wire, then TTL offsets (uint16) */
 };
 
 typedef struct cache_shard_s {
     uv_mutex_t lock;
-    cache_entry_t **buckets;
-    uint32_t mask; /* buckets - 1                       */
+    cache_entry_t **buckets; /* grown with the count         */
+    uint32_t mask;           /* buckets - 1                  */
     uint32_t count, cap;
-    cache_entry_t *oldest, *newest;
+    uint32_t rnd; /* xorshift state: random eviction, as CoreDNS */
 } cache_shard_t;
 
 /* One table: success or denial.  Config lifetime. */
@@ -129,7 +140,7 @@ cache_shard_t *cache_shard(cache_store_t *st, uint64_t hash);
 cache_entry_t *cache_find(cache_shard_t *sh, uint64_t hash, const uint8_t *key,
                           size_t keylen);
 
-/* Put @e in (replacing an entry of the same key), evicting the oldest
+/* Put @e in (replacing an entry of the same key), evicting a random one
  * when the shard is full.  Locks the shard.  Returns how many entries
  * were evicted (0 or 1) and, through @replaced, whether one was replaced.
  * Takes ownership of @e. */
@@ -144,30 +155,36 @@ void cache_store_walk(cache_store_t *st, cache_walk_fn fn, void *arg);
  * flag), or every entry when @name is NULL.  Returns how many. */
 size_t cache_store_flush(cache_store_t *st, const knot_dname_t *name);
 
-/* Build an entry from an answer: @wire without its OPT, every TTL set to
- * @ttl, the TTL offsets noted.  NULL when out of memory or malformed. */
+/* Build an entry from an answer to the question of @key: @wire without
+ * its OPT, every TTL set to @ttl, the TTL offsets noted.  NULL when out
+ * of memory, malformed, asking another question, or with more than 255
+ * records. */
 cache_entry_t *cache_entry_new(const uint8_t *key, size_t keylen, uint64_t hash,
                                const uint8_t *wire, size_t len, uint32_t ttl,
                                uint64_t now_ms, uint8_t kind);
 void cache_entry_free(cache_entry_t *e);
 
-static inline const uint8_t *
-cache_entry_key(const cache_entry_t *e)
-{
-    return e->data;
-}
+/* Set @e's cause (replacing one): @text copied.  Returns 0 or -ENOMEM. */
+int cache_entry_cause(cache_entry_t *e, uint16_t code, const char *plugin,
+                      const char *upstream, const char *text);
 
 static inline uint8_t *
 cache_entry_wire(cache_entry_t *e)
 {
-    return e->data + e->keylen;
+    return e->data;
 }
 
 static inline const uint16_t *
 cache_entry_ttls(const cache_entry_t *e)
 {
-    return (const uint16_t *)(e->data + e->keylen + e->wirelen +
-                              ((e->keylen + e->wirelen) & 1));
+    return (const uint16_t *)(e->data + e->wirelen + (e->wirelen & 1));
+}
+
+/* The entry's question name (in its wire, in the case it came in). */
+static inline const uint8_t *
+cache_entry_qname(const cache_entry_t *e)
+{
+    return e->data + KNOT_WIRE_HEADER_SIZE;
 }
 
 /* setup.c */

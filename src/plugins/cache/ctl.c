@@ -24,21 +24,21 @@ static void
 cache_dump_entry(const cache_entry_t *e, void *arg)
 {
     cache_dump_t *d = arg;
-    const uint8_t *key = cache_entry_key(e);
+    const uint8_t *q = cache_entry_qname(e);
+    const uint8_t *tc = q + knot_dname_size(q);
     char name[KNOT_DNAME_TXT_MAXLEN + 1], type[16], cls[16];
-    knot_dname_to_str(name, key + 5, sizeof(name));
-    cnd_type_str((uint16_t)(key[1] << 8 | key[2]), type, sizeof(type));
-    const char *c =
-        cnd_class_str((uint16_t)(key[3] << 8 | key[4]), cls, sizeof(cls));
-    int64_t age = (int64_t)(d->now - e->stored) / 1000;
-    static const char *const kinds[] = {"success", "denial", "servfail"};
+    knot_dname_to_str(name, q, sizeof(name));
+    cnd_type_str(knot_wire_read_u16(tc), type, sizeof(type));
+    const char *c = cnd_class_str(knot_wire_read_u16(tc + 2), cls, sizeof(cls));
+    int64_t age = (int64_t)(d->now / 1000) - (int64_t)e->stored;
+    static const char *const kinds[] = {"success", "denial", "servfail", "?"};
     cnd_ctl_printf(d->ctl, "%s %s %s %lld %s%s%s", name, type, c,
-                   (long long)((int64_t)e->ttl - age), kinds[e->kind % 3],
-                   key[0] & 1 ? " do" : "", key[0] & 2 ? " cd" : "");
+                   (long long)((int64_t)e->ttl - age), kinds[e->kind],
+                   e->flags & 1 ? " do" : "", e->flags & 2 ? " cd" : "");
     if (e->cause != NULL) {
         cnd_ctl_printf(d->ctl, " cause=%s: %s",
-                       e->cause_plugin != NULL ? e->cause_plugin : "cache",
-                       e->cause);
+                       e->cause->plugin != NULL ? e->cause->plugin : "cache",
+                       e->cause->text);
     }
     cnd_ctl_printf(d->ctl, "\n");
     d->n++;
