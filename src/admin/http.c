@@ -133,6 +133,25 @@ cnd_http_addr_err(const char *addr)
 }
 
 
+int
+cnd_http_addr_arg(cnd_disp_t *d, const char **addr)
+{
+    const char *args[2];
+    size_t n = cnd_disp_args(d, args, 2);
+    if (n > 1) {
+        return cnd_disp_arg_err(d);
+    }
+    if (n == 1) {
+        const char *why = cnd_http_addr_err(args[0]);
+        if (why != NULL) {
+            return cnd_disp_err(d, "address %s: %s", args[0], why);
+        }
+        *addr = args[0];
+    }
+    return 0;
+}
+
+
 static enum MHD_Result
 http_handler(void *cls, struct MHD_Connection *conn, const char *url,
              const char *method, const char *version, const char *upload,

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "corefile/corefile.h"
+
 /* Answer a GET of the path: return the HTTP status and set *@body to a
  * malloc'd body of *@len bytes (freed by the caller) and *@ctype to its
  * content type (static). */
@@ -24,6 +26,12 @@ typedef int (*cnd_http_fn)(void *arg, char **body, size_t *len,
  * worded as Go's ("missing port in address", "too many colons in
  * address", ...). */
 const char *cnd_http_addr_err(const char *addr);
+
+/* For parse() hooks of plugins with an HTTP endpoint (health, ready,
+ * prometheus): the directive's optional ADDRESS argument into *@addr
+ * (left as it is when absent), checked as CoreDNS checks it.  Returns 0,
+ * or -1 after cnd_disp_err()/cnd_disp_arg_err(). */
+int cnd_http_addr_arg(cnd_disp_t *d, const char **addr);
 
 /* Serve @path on @addr ("host:port", ":port", "[::1]:port",
  * "localhost:port") with @fn.  Starts a daemon for the address on first

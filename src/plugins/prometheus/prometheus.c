@@ -161,17 +161,8 @@ prom_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
     prom_conf_t *c = conf;
     c->addr = "localhost:9153";
     cnd_disp_next(d); /* "prometheus" (once per block) */
-    const char *args[2];
-    size_t n = cnd_disp_args(d, args, 2);
-    if (n > 1) {
-        return cnd_disp_arg_err(d);
-    }
-    if (n == 1) {
-        const char *why = cnd_http_addr_err(args[0]);
-        if (why != NULL) {
-            return cnd_disp_err(d, "address %s: %s", args[0], why);
-        }
-        c->addr = args[0];
+    if (cnd_http_addr_arg(d, &c->addr) != 0) {
+        return -1;
     }
     while (cnd_disp_next_block(d)) {
         return cnd_disp_err(d, "unknown property '%s'", cnd_disp_val(d));
