@@ -545,6 +545,29 @@ out:
 }
 
 
+/* Which plugin of @srv the fast path may ask (cnd_server_t.fast): the
+ * first with a query() hook, when it has fast() and no plugin before it
+ * would see the answer (its response() or finish(), for log, metrics
+ * or loadbalance, would be skipped). */
+static void
+conf_fast_path(cnd_server_t *srv)
+{
+    srv->fast = NULL;
+    for (size_t i = 0; i < srv->nchain; i++) {
+        cnd_inst_t *in = &srv->chain[i];
+        const cnd_plugin_t *p = in->plugin;
+        if (p->query != NULL) {
+            srv->fast = p->fast != NULL ? in : NULL;
+            return;
+        }
+        if ((p->response != NULL || p->finish != NULL) &&
+            !(p->flags & CND_PLUGIN_FAILURES_ONLY)) {
+            return;
+        }
+    }
+}
+
+
 /* Step 4: chains, worker slots and init(). */
 static int
 conf_build_chains(cnd_conf_t *cf, cnd_inst_t **list, size_t n)
@@ -588,6 +611,9 @@ conf_build_chains(cnd_conf_t *cf, cnd_inst_t **list, size_t n)
         cf->insts[i] = in;
     }
     cf->ninsts = n; /* from here the snapshot runs every fini() */
+    for (size_t s = 0; s < cf->nservers; s++) {
+        conf_fast_path(&cf->servers[s]);
+    }
     for (size_t i = 0; i < n; i++) {
         cnd_inst_t *in = cf->insts[i];
         if (in->plugin->init != NULL && in->plugin->init(cf, in) != 0) {

@@ -69,6 +69,10 @@ struct cnd_server_s {
     size_t nbinds;
     cnd_tcp_opts_t tcp;
     bool any_class; /* a plugin takes any QCLASS         */
+    /* The plugin whose fast() may answer before a request is made: the
+     * first with a query() hook, when nothing before it must see the
+     * answer (conf_fast_path); NULL for none. */
+    cnd_inst_t *fast;
 };
 
 /* One address:port the snapshot listens on, UDP and TCP, and the zones

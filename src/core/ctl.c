@@ -148,9 +148,11 @@ ctl_stats_worker(cnd_worker_t *w, void *arg)
     cnd_ctl_printf(wk->ctl,
                    "worker.%u.requestlist.current=%u\n"
                    "worker.%u.requestlist.max=%u\n"
-                   "worker.%u.queries.dropped=%llu\n",
+                   "worker.%u.queries.dropped=%llu\n"
+                   "worker.%u.queries.fast=%llu\n",
                    w->id, w->ninflight, w->id, w->ninflight_max, w->id,
-                   (unsigned long long)w->dropped);
+                   (unsigned long long)w->dropped, w->id,
+                   (unsigned long long)w->fast);
     wk->total += w->ninflight;
     wk->max += w->ninflight_max;
 }

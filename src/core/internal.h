@@ -25,6 +25,9 @@
 #define CND_UDP_BATCH 32
 /* Largest query taken over UDP; longer datagrams are dropped. */
 #define CND_UDP_RX_SIZE 4096
+/* Largest answer the fast path (fast.c) sends, OPT included: the EDNS
+ * size candor advertises; larger ones take the normal path. */
+#define CND_FAST_MAX 1232
 /* Free requests kept per worker; more are freed on release. */
 #define CND_REQ_KEEP 1024
 /* Requests in flight per worker; a query beyond it is dropped. */
@@ -157,8 +160,9 @@ struct cnd_worker_s {
     struct iovec tx_iov[CND_UDP_BATCH];
     struct sockaddr_storage tx_addr[CND_UDP_BATCH];
     uint8_t tx_ctl[CND_UDP_BATCH][64];
-    cnd_req_t *tx_req[CND_UDP_BATCH];
+    cnd_req_t *tx_req[CND_UDP_BATCH]; /* NULL: a fast-path answer   */
     int tx_fd[CND_UDP_BATCH];
+    uint8_t (*tx_fast)[CND_FAST_MAX]; /* fast answers, by tx slot     */
     unsigned ntx;
 
     /* Answers built with libknot go here first (cnd_req_answer_begin). */
@@ -175,6 +179,7 @@ struct cnd_worker_s {
 
     /* Counters (read by ctl and metrics). */
     uint64_t dropped;                /* queries dropped: malformed, overload */
+    uint64_t fast;                   /* answered by the fast path (fast.c)  */
     unsigned ninflight_max;          /* the most in flight at once          */
     cnd_mstore_t *metrics;           /* this worker's series                */
     cnd_series_t *m_current, *m_max; /* candor_requestlist_*     */
@@ -228,8 +233,20 @@ int cnd__udp_start(cnd_udp_t *u);
 /* Stop reading (graceful stop: answers still go out on it). */
 void cnd__udp_stop(cnd_udp_t *u);
 void cnd__udp_close(cnd_udp_t *u);
+/* Queue @r's answer (r->out), released once sent. */
 void cnd__udp_send(cnd_req_t *r);
+/* Queue @len bytes at @out to @remote from @local on @u; @r (or NULL)
+ * is released once they are sent, and @out must live until then. */
+void cnd__udp_queue(cnd_udp_t *u, const uint8_t *out, size_t len,
+                    const struct sockaddr_storage *remote,
+                    const struct sockaddr_storage *local, cnd_req_t *r);
 void cnd__udp_flush(cnd_worker_t *w);
+
+/* fast.c: answer a UDP query at once when the fast path can (a cache
+ * hit); false when it takes the normal path (cnd__req_input). */
+bool cnd__fast_answer(cnd_worker_t *w, cnd_udp_t *u, const uint8_t *wire,
+                      size_t len, const struct sockaddr_storage *remote,
+                      const struct sockaddr_storage *local);
 
 /* tcp.c */
 int cnd__tcp_start(cnd_tcpl_t *l, int fd);

@@ -52,7 +52,23 @@ enum {
     /* Queries of any class reach the chain (CoreDNS: forward, chaos);
      * otherwise a server answers REFUSED to a class other than IN. */
     CND_PLUGIN_ANY_CLASS = 1 << 2,
+    /* Its response() and finish() act only on answers that carry a
+     * failure (errors): the fast path, whose answers never do, may pass
+     * it by. */
+    CND_PLUGIN_FAILURES_ONLY = 1 << 3,
 };
+
+/* A UDP query as the fast path (core/fast.c) read it straight from the
+ * datagram, before any request exists: header checked, the question's
+ * name lowercased, a bare OPT read.  Valid during the fast() call. */
+typedef struct cnd_fastq_s {
+    cnd_worker_t *worker;
+    const uint8_t *wire;       /* the query as received              */
+    size_t question_end;       /* bytes of header and question       */
+    const knot_dname_t *qname; /* lowercased                         */
+    uint16_t qtype, qclass;
+    bool do_bit; /* DNSSEC OK                          */
+} cnd_fastq_t;
 
 /* One use of a plugin in one server block.  Config lifetime. */
 struct cnd_inst_s {
@@ -101,6 +117,15 @@ struct cnd_plugin_s {
 
     /* Request path: worker thread, never blocks.  NULL query == NEXT. */
     cnd_rc_t (*query)(cnd_req_t *r, cnd_inst_t *self);
+    /* Optional, for the first plugin of a chain with a query() hook: the
+     * answer to a UDP query taken before a request exists (core/fast.c,
+     * a cache hit).  Write a whole message without OPT (the core adds
+     * the client's OPT and ID) of at most @cap bytes to @out and return
+     * its length, or 0 to let the query take the normal path.  The
+     * answer must be the one query() would give, with no failure or
+     * note; worker thread, no allocation, no blocking. */
+    size_t (*fast)(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
+                   uint8_t *out, size_t cap);
     /* The way back, on every plugin before the one that answered. */
     void (*response)(cnd_req_t *r, cnd_inst_t *self);
     /* The answer is final (r->out, r->out_len: what the client gets)

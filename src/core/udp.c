@@ -126,16 +126,19 @@ udp_read_cb(uv_poll_t *h, int status, int events)
                 w->dropped++; /* larger than any query we take */
                 continue;
             }
-            struct sockaddr_storage remote, local;
-            memcpy(&remote, &w->rx_addr[i], sizeof(remote));
-            cnd__addr_unmap(&remote);
+            /* Addresses used in place: no copies on the hot path. */
+            struct sockaddr_storage *remote = &w->rx_addr[i], dst;
+            const struct sockaddr_storage *local = &u->listen->addr;
+            cnd__addr_unmap(remote);
             if (u->wildcard) {
-                udp_local(u, m, &local);
-            } else {
-                memcpy(&local, &u->listen->addr, sizeof(local));
+                udp_local(u, m, &dst);
+                local = &dst;
             }
-            cnd__req_input(w, CND_PROTO_UDP, u, u->listen, w->rx_buf[i],
-                           w->rx[i].msg_len, &remote, &local);
+            if (!cnd__fast_answer(w, u, w->rx_buf[i], w->rx[i].msg_len, remote,
+                                  local)) {
+                cnd__req_input(w, CND_PROTO_UDP, u, u->listen, w->rx_buf[i],
+                               w->rx[i].msg_len, remote, local);
+            }
         }
         if (n < CND_UDP_BATCH) {
             return;
@@ -194,28 +197,37 @@ void
 cnd__udp_send(cnd_req_t *r)
 {
     cnd_udp_t *u = r->conn;
-    cnd_worker_t *w = r->worker;
     if (r->out == NULL || u->fd < 0) {
         cnd__req_release(r);
         return;
     }
+    cnd__udp_queue(u, r->out, r->out_len, &r->remote, &r->local, r);
+}
+
+
+void
+cnd__udp_queue(cnd_udp_t *u, const uint8_t *out, size_t len,
+               const struct sockaddr_storage *remote,
+               const struct sockaddr_storage *local, cnd_req_t *r)
+{
+    cnd_worker_t *w = u->w;
     if (w->ntx == CND_UDP_BATCH) {
         cnd__udp_flush(w);
     }
     unsigned i = w->ntx++;
     struct msghdr *m = &w->tx[i].msg_hdr;
     memset(m, 0, sizeof(*m));
-    w->tx_iov[i].iov_base = r->out;
-    w->tx_iov[i].iov_len = r->out_len;
+    w->tx_iov[i].iov_base = (void *)out;
+    w->tx_iov[i].iov_len = len;
     m->msg_iov = &w->tx_iov[i];
     m->msg_iovlen = 1;
     m->msg_name = &w->tx_addr[i];
-    m->msg_namelen = udp_addr_for(u, &r->remote, &w->tx_addr[i]);
+    m->msg_namelen = udp_addr_for(u, remote, &w->tx_addr[i]);
     if (u->wildcard) {
         /* Answer from the address the query was sent to. */
         m->msg_control = w->tx_ctl[i];
         struct cmsghdr *c;
-        if (r->local.ss_family == AF_INET) {
+        if (local->ss_family == AF_INET) {
             m->msg_controllen = CMSG_SPACE(sizeof(struct in_pktinfo));
             c = CMSG_FIRSTHDR(m);
             c->cmsg_level = IPPROTO_IP;
@@ -223,7 +235,7 @@ cnd__udp_send(cnd_req_t *r)
             c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
             struct in_pktinfo pi;
             memset(&pi, 0, sizeof(pi));
-            pi.ipi_spec_dst = ((struct sockaddr_in *)&r->local)->sin_addr;
+            pi.ipi_spec_dst = ((const struct sockaddr_in *)local)->sin_addr;
             memcpy(CMSG_DATA(c), &pi, sizeof(pi));
         } else {
             m->msg_controllen = CMSG_SPACE(sizeof(struct in6_pktinfo));
@@ -233,7 +245,7 @@ cnd__udp_send(cnd_req_t *r)
             c->cmsg_len = CMSG_LEN(sizeof(struct in6_pktinfo));
             struct in6_pktinfo pi;
             memset(&pi, 0, sizeof(pi));
-            pi.ipi6_addr = ((struct sockaddr_in6 *)&r->local)->sin6_addr;
+            pi.ipi6_addr = ((const struct sockaddr_in6 *)local)->sin6_addr;
             memcpy(CMSG_DATA(c), &pi, sizeof(pi));
         }
     }
@@ -273,6 +285,8 @@ cnd__udp_flush(cnd_worker_t *w)
     }
     w->ntx = 0;
     for (i = 0; i < n; i++) {
-        cnd__req_release(w->tx_req[i]);
+        if (w->tx_req[i] != NULL) {
+            cnd__req_release(w->tx_req[i]);
+        }
     }
 }

@@ -17,7 +17,7 @@
 #include "dns/ede.h"
 
 #define WIRE_HDR  12
-#define OPT_FIXED 11 /* root owner, type, class, TTL, RDLENGTH */
+#define OPT_FIXED CND_MSG_OPT_SIZE /* owner, type, class, TTL, RDLENGTH */
 
 
 static inline uint16_t
@@ -165,6 +165,14 @@ write_opt(uint8_t *out, const cnd_finalize_t *f, bool with_ede)
     }
     wr16(out + rdlen_at, (uint16_t)(n - rdlen_at - 2));
     return n;
+}
+
+
+size_t
+cnd_msg_write_opt(uint8_t *out, bool do_bit)
+{
+    cnd_finalize_t f = {.edns = true, .do_bit = do_bit};
+    return write_opt(out, &f, false);
 }
 
 

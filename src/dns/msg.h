@@ -86,6 +86,14 @@ size_t cnd_msg_final_size(size_t resp_len, const cnd_finalize_t *f);
 int cnd_msg_finalize(const uint8_t *resp, size_t resp_len,
                      const cnd_finalize_t *f, uint8_t *out, size_t outcap);
 
+/* Bytes of an OPT record without options. */
+#define CND_MSG_OPT_SIZE 11
+
+/* Write the server's OPT without options (payload 1232, DO as @do_bit)
+ * at @out, which has CND_MSG_OPT_SIZE bytes: what cnd_msg_finalize()
+ * appends to an answer that carries no EDE.  Returns CND_MSG_OPT_SIZE. */
+size_t cnd_msg_write_opt(uint8_t *out, bool do_bit);
+
 /* CoreDNS's SetRcode reply to query @q (@qsize bytes of header and
  * question): QR set; ID, opcode, RD, CD and the question copied; AA, RA,
  * TC, AD clear; no records.  @rcode's low 4 bits go in the header.

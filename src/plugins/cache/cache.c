@@ -295,27 +295,37 @@ cache_lookup(cnd_req_t *r, const cache_conf_t *c, cache_store_t *st,
 }
 
 
-/* Make a cached wire the client's answer: its ID and question (the
- * client's case), AA as CoreDNS sets it on hits, RD/CD/opcode from the
- * query, AD only for clients that asked for it. */
+/* Make cached @wire the answer to query @q (@qend bytes of header and
+ * question): the question in the client's case, AA as CoreDNS sets it on
+ * hits, RD/CD/opcode from the query, AD only for clients that asked for
+ * it (DO or AD set).  The ID and OPT are the core's. */
 static void
-cache_answer(cnd_req_t *r, const cache_ctx_t *x, uint8_t *wire, uint16_t len)
+cache_patch(uint8_t *wire, size_t len, const uint8_t *q, size_t qend,
+            bool do_bit)
 {
-    size_t qsize = KNOT_WIRE_HEADER_SIZE + knot_pkt_question_size(r->q);
-    if (qsize <= len) {
-        memcpy(wire + KNOT_WIRE_HEADER_SIZE, r->qwire + KNOT_WIRE_HEADER_SIZE,
-               qsize - KNOT_WIRE_HEADER_SIZE);
+    if (qend <= len) {
+        memcpy(wire + KNOT_WIRE_HEADER_SIZE, q + KNOT_WIRE_HEADER_SIZE,
+               qend - KNOT_WIRE_HEADER_SIZE);
     }
     uint8_t rcode = knot_wire_get_rcode(wire);
     bool ra = knot_wire_get_ra(wire), ad = knot_wire_get_ad(wire);
-    wire[2] = (uint8_t)(0x80 | (r->qwire[2] & 0x79) | 0x04); /* QR op AA RD */
-    wire[3] = (uint8_t)((r->qwire[3] & 0x10) | rcode);       /* CD rcode */
+    wire[2] = (uint8_t)(0x80 | (q[2] & 0x79) | 0x04); /* QR op AA RD */
+    wire[3] = (uint8_t)((q[3] & 0x10) | rcode);       /* CD rcode */
     if (ra) {
         knot_wire_set_ra(wire);
     }
-    if (ad && (r->do_bit || x->client_ad)) {
+    if (ad && (do_bit || knot_wire_get_ad(q))) {
         knot_wire_set_ad(wire);
     }
+}
+
+
+static void
+cache_answer(cnd_req_t *r, uint8_t *wire, uint16_t len)
+{
+    cache_patch(wire, len, r->qwire,
+                KNOT_WIRE_HEADER_SIZE + knot_pkt_question_size(r->q),
+                r->do_bit);
     r->resp = wire;
     r->resp_len = len;
     r->resp_synth = false;
@@ -325,10 +335,10 @@ cache_answer(cnd_req_t *r, const cache_ctx_t *x, uint8_t *wire, uint16_t len)
 
 /* A stale answer: EDE 3 (19 for NXDOMAIN) says how stale and why. */
 static void
-cache_answer_stale(cnd_req_t *r, const cache_ctx_t *x, cache_worker_t *cw,
-                   uint8_t *wire, uint16_t len, uint32_t past, const char *why)
+cache_answer_stale(cnd_req_t *r, cache_worker_t *cw, uint8_t *wire,
+                   uint16_t len, uint32_t past, const char *why)
 {
-    cache_answer(r, x, wire, len);
+    cache_answer(r, wire, len);
     uint16_t code = knot_wire_get_rcode(wire) == KNOT_RCODE_NXDOMAIN
                         ? CND_EDE_STALE_NXDOMAIN
                         : CND_EDE_STALE;
@@ -628,14 +638,14 @@ cache_waiter_answer(cache_ctx_t *x, cnd_inst_t *self, bool good,
             cache_lookup(r, c, c->denial, x, now, &h);
         }
         if (h.found == CACHE_FRESH && h.kind != CACHE_SERVFAIL) {
-            cache_answer(r, x, h.wire, h.len);
+            cache_answer(r, h.wire, h.len);
             return;
         }
         why = "a refresh was stored but is gone";
     }
     char buf[300];
     snprintf(buf, sizeof(buf), "%s", why);
-    cache_answer_stale(r, x, cw, x->stale, x->stale_len, x->stale_age, buf);
+    cache_answer_stale(r, cw, x->stale, x->stale_len, x->stale_age, buf);
 }
 
 
@@ -740,6 +750,76 @@ cache_cancel(cnd_req_t *r, cnd_inst_t *self)
 }
 
 
+/* ---- the fast path ---------------------------------------------------- */
+
+/* Copy the fresh entry of @key in @st to @out (at most @cap bytes), its
+ * TTLs counted down: the answer cache_lookup() would give.  @kind is the
+ * kind it must be, or -1 for any.  Returns its length, 0 for none, or -1
+ * when there is one that does not fit (the normal path truncates it). */
+static int
+cache_copy_fresh(const cache_conf_t *c, cache_store_t *st, const uint8_t *key,
+                 size_t keylen, uint64_t hash, uint32_t now_s, int kind,
+                 uint8_t *out, size_t cap)
+{
+    int n = 0;
+    cache_shard_t *sh = cache_shard(st, hash);
+    cache_entry_t *e = cache_find(sh, hash, key, keylen);
+    if (e != NULL && (kind < 0 || e->kind == kind)) {
+        uint32_t age = now_s > e->stored ? now_s - e->stored : 0;
+        if (age >= e->ttl) {
+            n = 0;
+        } else if (e->wirelen > cap) {
+            n = -1;
+        } else {
+            memcpy(out, cache_entry_wire(e), e->wirelen);
+            cache_set_ttls(out, e, c->keepttl ? e->ttl : e->ttl - age);
+            n = e->wirelen;
+        }
+    }
+    uv_mutex_unlock(&sh->lock);
+    return n;
+}
+
+
+/* The fast path's hit (plugin.h, fast()): a fresh answer or denial, as
+ * cache_query() gives it.  Declined, for the normal path to decide: a
+ * miss, a stale entry, a remembered failure, an answer larger than @cap,
+ * and every query when prefetch is on (its hit counting and refreshes
+ * live in cache_lookup()). */
+size_t
+cache_fast(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata, uint8_t *out,
+           size_t cap)
+{
+    const cache_conf_t *c = self->conf;
+    cache_worker_t *cw = wdata;
+    if (c->prefetch > 0 || !cache_in(&c->zones, q->qname)) {
+        return 0;
+    }
+    uint8_t key[CACHE_KEY_MAX];
+    size_t keylen = cache_key(key, q->qname, q->qtype, q->qclass, q->do_bit,
+                              knot_wire_get_cd(q->wire));
+    uint64_t hash = cache_hash(key, keylen);
+    uint32_t now_s = (uint32_t)(cnd_worker_now(q->worker) / 1000);
+    int type = 0, n = 0;
+    if (!cache_in(&c->no_success, q->qname)) {
+        n = cache_copy_fresh(c, c->success, key, keylen, hash, now_s, -1, out,
+                             cap);
+    }
+    if (n == 0 && !cache_in(&c->no_denial, q->qname)) {
+        type = 1;
+        n = cache_copy_fresh(c, c->denial, key, keylen, hash, now_s,
+                             CACHE_DENIAL, out, cap);
+    }
+    if (n <= 0) {
+        return 0;
+    }
+    cache_patch(out, n, q->wire, q->question_end, q->do_bit);
+    cnd_counter_add(cw->requests, 1);
+    cnd_counter_add(cw->hits[type], 1);
+    return n;
+}
+
+
 /* ---- the hooks -------------------------------------------------------- */
 
 cnd_rc_t
@@ -764,7 +844,7 @@ cache_query(cnd_req_t *r, cnd_inst_t *self)
         cache_lookup(r, c, c->success, x, now, &hs);
     }
     if (hs.found == CACHE_FRESH) {
-        cache_answer(r, x, hs.wire, hs.len);
+        cache_answer(r, hs.wire, hs.len);
         cnd_counter_add(cw->hits[0], 1);
         if (hs.refresh) {
             int done;
@@ -777,7 +857,7 @@ cache_query(cnd_req_t *r, cnd_inst_t *self)
         cache_lookup(r, c, c->denial, x, now, &hd);
     }
     if (hd.found == CACHE_FRESH && hd.kind == CACHE_DENIAL) {
-        cache_answer(r, x, hd.wire, hd.len);
+        cache_answer(r, hd.wire, hd.len);
         cnd_counter_add(cw->hits[1], 1);
         if (hd.refresh) {
             int done;
@@ -811,7 +891,7 @@ cache_query(cnd_req_t *r, cnd_inst_t *self)
         if (c->stale == CACHE_STALE_IMMEDIATE || !st->refresh) {
             /* immediate, or verify while the entry's refresh runs
              * elsewhere or failed less than the recheck time ago */
-            cache_answer_stale(r, x, cw, st->wire, st->len, st->past,
+            cache_answer_stale(r, cw, st->wire, st->len, st->past,
                                cache_stale_why(st, why, sizeof(why)));
             if (st->refresh) {
                 int done;
@@ -830,10 +910,10 @@ cache_query(cnd_req_t *r, cnd_inst_t *self)
             cache_hit_t again;
             cache_lookup(r, c, store, x, now, &again);
             if (done > 0 && again.found == CACHE_FRESH) {
-                cache_answer(r, x, again.wire, again.len);
+                cache_answer(r, again.wire, again.len);
                 return CND_DONE;
             }
-            cache_answer_stale(r, x, cw, x->stale, x->stale_len, x->stale_age,
+            cache_answer_stale(r, cw, x->stale, x->stale_len, x->stale_age,
                                cache_stale_why(&again, why, sizeof(why)));
             return CND_DONE;
         }

@@ -206,6 +206,8 @@ size_t cache_store_count(cache_store_t *st);
 int cache_worker_init(cnd_worker_t *w, cnd_inst_t *self, void **wdata);
 void cache_worker_fini(cnd_worker_t *w, cnd_inst_t *self, void *wdata);
 cnd_rc_t cache_query(cnd_req_t *r, cnd_inst_t *self);
+size_t cache_fast(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
+                  uint8_t *out, size_t cap);
 void cache_response(cnd_req_t *r, cnd_inst_t *self);
 void cache_cancel(cnd_req_t *r, cnd_inst_t *self);
 

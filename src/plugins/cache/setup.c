@@ -430,6 +430,7 @@ const cnd_plugin_t cnd_plugin_cache = {
     .worker_init = cache_worker_init,
     .worker_fini = cache_worker_fini,
     .query = cache_query,
+    .fast = cache_fast,
     .response = cache_response,
     .cancel = cache_cancel,
     .ctl = cache_ctl,

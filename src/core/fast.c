@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core/fast.c - the fast path: a UDP query answered before a request
+ * exists.
+ *
+ * Most queries a busy server gets are cache hits.  On the normal path
+ * (req.c) a hit pays for a request from the pool, libknot's parse of the
+ * whole query, the walk and the answer's finalisation: together about a
+ * tenth of the CPU a hit costs, the rest being the kernel's
+ * (bench/README.md).  Here a query is read only as far as a hit needs -
+ * the header, the question, a bare OPT - and routed; when the server
+ * block's first plugin with a query() hook has a fast() hook and no plugin
+ * before it must see the answer (conf_fast_path), that hook may write
+ * the answer straight into the worker's send queue.
+ *
+ * Anything out of the ordinary returns false and takes the normal path,
+ * which answers it exactly as before: another opcode, section counts
+ * other than a plain query's, an OPT with options or of another version,
+ * trailing bytes, a compression pointer or a reserved label type in the
+ * name, a class other than IN, no zone, an answer larger than the client
+ * takes or than CND_FAST_MAX.
+ */
+#include "core/internal.h"
+
+#include <string.h>
+
+#include "core/plugin.h"
+#include "dns/msg.h"
+
+
+/* Read the question of @wire (@len bytes) from its header on, the name
+ * lowercased into @name (KNOT_DNAME_MAXLEN bytes).  Returns the offset
+ * after the question, or 0 when the fast path should not take it. */
+static size_t
+fast_question(const uint8_t *wire, size_t len, uint8_t *name, uint16_t *qtype,
+              uint16_t *qclass)
+{
+    size_t pos = KNOT_WIRE_HEADER_SIZE, n = 0;
+    for (;;) {
+        if (pos >= len) {
+            return 0;
+        }
+        uint8_t l = wire[pos++];
+        /* A label, and room for the root label after it. */
+        if (l > 63 || pos + l > len ||
+            n + 1 + l + (l != 0) > KNOT_DNAME_MAXLEN) {
+            return 0;
+        }
+        name[n++] = l;
+        if (l == 0) {
+            break;
+        }
+        for (uint8_t i = 0; i < l; i++) {
+            uint8_t c = wire[pos++];
+            name[n++] = c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+        }
+    }
+    if (pos + 4 > len) {
+        return 0;
+    }
+    *qtype = knot_wire_read_u16(wire + pos);
+    *qclass = knot_wire_read_u16(wire + pos + 2);
+    return pos + 4;
+}
+
+
+bool
+cnd__fast_answer(cnd_worker_t *w, cnd_udp_t *u, const uint8_t *wire, size_t len,
+                 const struct sockaddr_storage *remote,
+                 const struct sockaddr_storage *local)
+{
+    /* A query (QR clear, opcode QUERY) of one question, and at most an
+     * OPT besides. */
+    if (w->wc == NULL || len < KNOT_WIRE_HEADER_SIZE || (wire[2] & 0xf8) != 0 ||
+        knot_wire_get_qdcount(wire) != 1 || knot_wire_get_ancount(wire) != 0 ||
+        knot_wire_get_nscount(wire) != 0 || knot_wire_get_arcount(wire) > 1) {
+        return false;
+    }
+    uint8_t name[KNOT_DNAME_MAXLEN];
+    uint16_t qtype, qclass;
+    size_t qend = fast_question(wire, len, name, &qtype, &qclass);
+    if (qend == 0 || qclass != KNOT_CLASS_IN) {
+        return false;
+    }
+
+    /* The OPT, if any: the last bytes, root owner, version 0, no
+     * options.  Without one the answer must fit in 512 bytes. */
+    bool edns = knot_wire_get_arcount(wire) == 1, do_bit = false;
+    size_t limit = 512;
+    if (edns) {
+        const uint8_t *opt = wire + qend;
+        if (qend + CND_MSG_OPT_SIZE != len || opt[0] != 0 ||
+            knot_wire_read_u16(opt + 1) != KNOT_RRTYPE_OPT || opt[6] != 0 ||
+            knot_wire_read_u16(opt + 9) != 0) {
+            return false;
+        }
+        uint16_t payload = knot_wire_read_u16(opt + 3);
+        limit = payload < 512 ? 512 : payload;
+        do_bit = (opt[7] & 0x80) != 0;
+    } else if (qend != len) {
+        return false;
+    }
+
+    const cnd_zone_t *zone = cnd_listen_route(u->listen, name, qtype);
+    cnd_inst_t *self = zone != NULL ? zone->srv->fast : NULL;
+    if (self == NULL) {
+        return false;
+    }
+
+    /* The answer goes in the send queue's slot it will be sent from. */
+    if (w->ntx == CND_UDP_BATCH) {
+        cnd__udp_flush(w);
+    }
+    uint8_t *out = w->tx_fast[w->ntx];
+    size_t opt = edns ? CND_MSG_OPT_SIZE : 0;
+    size_t cap = (limit < CND_FAST_MAX ? limit : CND_FAST_MAX) - opt;
+    cnd_fastq_t q = {
+        .worker = w,
+        .wire = wire,
+        .question_end = qend,
+        .qname = name,
+        .qtype = qtype,
+        .qclass = qclass,
+        .do_bit = do_bit,
+    };
+    size_t n =
+        self->plugin->fast(&q, self, w->wc->pdata[self->wslot], out, cap);
+    if (n < qend || n > cap) {
+        return false; /* declined (0), or not a whole answer */
+    }
+    memcpy(out, wire, 2); /* the ID */
+    if (edns) {
+        n += cnd_msg_write_opt(out + n, do_bit);
+        knot_wire_set_arcount(out, knot_wire_get_arcount(out) + 1);
+    }
+    cnd__udp_queue(u, out, n, remote, local, NULL);
+    w->fast++;
+    return true;
+}

@@ -1,0 +1,248 @@
+# SPDX-License-Identifier: MIT
+"""The fast path (src/core/fast.c): cache hits answered before a request
+exists.  Each test runs two servers on the same upstream, one where the
+fast path applies (errors, cache, forward) and one where it cannot (log
+sees every answer), and checks they answer alike, byte for byte but the
+TTLs, while `candor ctl stats` shows which one took the fast path."""
+import random
+import re
+import socket
+import time
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rrset
+import pytest
+
+from conftest import free_port
+
+COREFILE = """.:@PORT@ {
+    bind @ADDR@
+%s    errors
+    %s
+    forward . %s
+}
+"""
+
+
+def servers(candor, u, cache="cache"):
+    target = "%s:%d" % (u.addr, u.port)
+    fast = candor(COREFILE % ("", cache, target), args=["-workers", "1"])
+    slow = candor(COREFILE % ("    log\n", cache, target),
+                  args=["-workers", "1"])
+    return fast, slow
+
+
+def fast_count(s):
+    out = s.ctl("stats").stdout
+    return sum(int(v) for v in re.findall(r"^worker\.\d+\.queries\.fast=(\d+)$",
+                                          out, re.M))
+
+
+def handler(q, proto):
+    """A per name: nx.* NXDOMAIN with SOA, big.* 40 addresses (over 512
+    bytes), anything else one address."""
+    name = q.question[0].name.to_text().lower()
+    r = dns.message.make_response(q)
+    r.flags |= dns.flags.RA
+    if name.startswith("nx."):
+        r.set_rcode(dns.rcode.NXDOMAIN)
+        r.authority.append(dns.rrset.from_text(
+            "example.", 3600, "IN", "SOA",
+            "ns.example. host.example. 1 7200 1800 86400 3600"))
+    elif name.startswith("big."):
+        r.answer.append(dns.rrset.from_text(
+            q.question[0].name, 3600, "IN", "A",
+            *["10.1.0.%d" % i for i in range(1, 41)]))
+    else:
+        r.answer.append(dns.rrset.from_text(q.question[0].name, 3600, "IN",
+                                            "A", "10.0.0.1"))
+    return r
+
+
+def normal(raw):
+    """A reply with its TTLs zeroed (the two servers may be a second
+    apart) and each section's records sorted (an RRset has no order), or
+    the raw bytes when it does not parse."""
+    if raw is None:
+        return None
+    try:
+        m = dns.message.from_wire(raw, ignore_trailing=True)
+    except Exception:
+        return raw
+    sections = []
+    for section in (m.answer, m.authority, m.additional):
+        lines = []
+        for rrset in section:
+            rrset.ttl = 0
+            lines += rrset.to_text().splitlines()
+        # which records a truncated answer keeps depends on their order
+        sections.append(len(lines) if m.flags & dns.flags.TC
+                        else sorted(lines))
+    return (raw[:12], m.question[0].to_text() if m.question else None,
+            m.edns, m.ednsflags, m.payload, m.options, sections)
+
+
+def both(fast, slow, wire, timeout=2.0):
+    """Send the same bytes to both; their replies, normalised."""
+    return (normal(fast.raw_udp(wire, timeout)),
+            normal(slow.raw_udp(wire, timeout)))
+
+
+CASES = [
+    # (name, make_query kwargs, header flags to set, takes the fast path)
+    ("WwW.Plain.Example.", dict(use_edns=False), 0, True),
+    ("edns.example.", dict(use_edns=0, payload=1232), 0, True),
+    ("do.example.", dict(use_edns=0, want_dnssec=True), 0, True),
+    ("cd.example.", dict(use_edns=0), dns.flags.CD, True),
+    ("ad.example.", dict(use_edns=0), dns.flags.AD, True),
+    ("nx.example.", dict(use_edns=0), 0, True),
+    ("nx.plain.example.", dict(use_edns=False), 0, True),
+    ("norec.example.", dict(use_edns=False), -1, True),
+    ("small.payload.example.", dict(use_edns=0, payload=100), 0, True),
+    # not fast: bigger than 512 without EDNS (truncated by the normal
+    # path), an OPT with an option, another EDNS version
+    ("big.example.", dict(use_edns=False), 0, False),
+    ("cookie.example.", dict(use_edns=0, options=[
+        dns.edns.GenericOption(10, b"\x01\x02\x03\x04\x05\x06\x07\x08")]),
+     0, False),
+    ("v1.example.", dict(use_edns=0), "v1", False),
+]
+
+
+def test_hits_answer_as_the_normal_path(candor, upstream):
+    u = upstream("script", handler=handler)
+    fast, slow = servers(candor, u)
+    expect = 0
+    for name, kw, flags, takes in CASES:
+        q = dns.message.make_query(name, "A", **kw)
+        if flags == -1:
+            q.flags &= ~dns.flags.RD
+        elif flags != "v1":
+            q.flags |= flags
+        wire = q.to_wire()
+        if flags == "v1":  # EDNS version 1: the OPT's TTL, second byte
+            wire = wire[:-5] + b"\x01" + wire[-4:]
+        both(fast, slow, wire)  # the miss fills both caches
+        before = fast_count(fast)
+        raw = fast.raw_udp(wire)
+        assert raw is not None and normal(raw) == normal(slow.raw_udp(wire))
+        assert fast_count(fast) - before == (1 if takes else 0), name
+        expect += 1 if takes else 0
+        m = dns.message.from_wire(raw)
+        assert m.id == q.id and m.question[0].name.to_text() == name
+        if name.startswith("big."):
+            assert m.flags & dns.flags.TC
+        elif flags == "v1":
+            assert m.rcode() == dns.rcode.BADVERS
+        else:
+            assert m.flags & dns.flags.AA  # a hit, as CoreDNS marks it
+    assert fast_count(fast) == expect
+    assert fast_count(slow) == 0
+
+
+def test_hit_counters_and_ttl_countdown(candor, upstream):
+    u = upstream("script", handler=handler)
+    fast, _ = servers(candor, u)
+    fast.query("a.example.", use_edns=0)
+    fast.query("nx.example.", use_edns=0)
+    for _ in range(3):
+        fast.query("a.example.", use_edns=0)
+        fast.query("nx.example.", use_edns=0)
+    assert fast_count(fast) == 6
+    stats = fast.ctl("stats").stdout
+    hits = dict(re.findall(
+        r'^coredns_cache_hits_total\{[^}]*type="(\w+)"[^}]*\}=(\d+)$',
+        stats, re.M))
+    assert hits == {"success": "3", "denial": "3"}
+    reqs = re.findall(r"^coredns_cache_requests_total\{[^}]*\}=(\d+)$", stats,
+                      re.M)
+    assert reqs == ["8"]
+    assert u.udp_queries == 2
+    time.sleep(2.1)
+    assert fast.query("a.example.", use_edns=0).answer[0].ttl <= 3598
+
+
+@pytest.mark.parametrize("cache", [
+    "cache {\n        prefetch 2\n    }",
+    "cache {\n        serve_stale\n    }",
+])
+def test_prefetch_declines_serve_stale_does_not(candor, upstream, cache):
+    u = upstream("script", handler=handler)
+    fast, _ = servers(candor, u, cache=cache)
+    for _ in range(3):
+        assert fast.query("a.example.", use_edns=0).rcode() == 0
+    assert fast_count(fast) == (0 if "prefetch" in cache else 2)
+
+
+def test_plugins_before_the_cache_turn_it_off(candor, upstream):
+    u = upstream("script", handler=handler)
+    target = "%s:%d" % (u.addr, u.port)
+    for before, on in (("loadbalance", False), ("log", False),
+                       ("prometheus 127.0.0.1:%d" % free_port(), False),
+                       ("errors", True), ("", True)):
+        s = candor(""".:@PORT@ {
+    bind @ADDR@
+    %s
+    cache
+    forward . %s
+}
+""" % (before, target), args=["-workers", "1"])
+        for _ in range(2):
+            s.query("a.example.", use_edns=0)
+        assert (fast_count(s) > 0) == on, before
+        s.stop()
+
+
+def test_mutated_queries_answered_alike(candor, upstream):
+    """Every byte of a cached query changed, and every cut of it: the
+    fast path takes what it can read and leaves the rest to the normal
+    path, so both servers must give the same reply (or none)."""
+    u = upstream("script", handler=handler)
+    fast, slow = servers(candor, u)
+    q = dns.message.make_query("m.example.", "A", use_edns=0,
+                               want_dnssec=True)
+    q.id = 0x4242
+    wire = q.to_wire()
+    both(fast, slow, wire)
+    variants = [wire[:n] for n in range(len(wire))]
+    for i in range(len(wire)):
+        for v in (0x00, 0x01, 0x3f, 0x40, 0x80, 0xc0, 0xff, wire[i] ^ 0x20):
+            if v != wire[i]:
+                variants.append(wire[:i] + bytes([v]) + wire[i + 1:])
+    variants.append(wire + b"\x00")  # trailing byte
+    rng = random.Random(7)
+    for _ in range(50):
+        variants.append(bytes(rng.getrandbits(8) for _ in range(len(wire))))
+    answered = 0
+    for v in variants:
+        a, b = both(fast, slow, v, timeout=0.3)
+        assert a == b, v.hex()
+        answered += a is not None
+    assert answered > len(variants) // 2
+    assert fast_count(fast) > 0
+    assert fast.query("m.example.", use_edns=0).rcode() == 0
+    assert slow.query("m.example.", use_edns=0).rcode() == 0
+
+
+def test_wildcard_listener_answers_from_the_right_address(candor, upstream):
+    """Without bind the socket is the wildcard: the fast answer must come
+    from the address the query went to, as the normal path's does."""
+    u = upstream("script", handler=handler)
+    s = candor(""".:@PORT@ {
+    cache
+    forward . %s:%d
+}
+""" % (u.addr, u.port), args=["-workers", "1"])
+    for addr in ("127.0.0.1", "127.0.0.2"):
+        q = dns.message.make_query("w.example.", "A")
+        for _ in range(2):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+                c.settimeout(3)
+                c.sendto(q.to_wire(), (addr, s.port))
+                data, src = c.recvfrom(65535)
+                assert src == (addr, s.port)
+                assert dns.message.from_wire(data).answer
+    assert fast_count(s) == 3  # all but the first: one cache
