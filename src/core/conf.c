@@ -546,9 +546,9 @@ out:
 
 
 /* Which plugin of @srv the fast path may ask (cnd_server_t.fast): the
- * first with a query() hook, when it has fast() and no plugin before it
- * would see the answer (its response() or finish(), for log, metrics
- * or loadbalance, would be skipped). */
+ * first with a query() hook, when it has fast() and every plugin before
+ * it that sees answers (response() or finish()) has its fast_ variant
+ * or cares only for failures. */
 static void
 conf_fast_path(cnd_server_t *srv)
 {
@@ -560,8 +560,11 @@ conf_fast_path(cnd_server_t *srv)
             srv->fast = p->fast != NULL ? in : NULL;
             return;
         }
-        if ((p->response != NULL || p->finish != NULL) &&
-            !(p->flags & CND_PLUGIN_FAILURES_ONLY)) {
+        if (p->flags & CND_PLUGIN_FAILURES_ONLY) {
+            continue;
+        }
+        if ((p->response != NULL && p->fast_response == NULL) ||
+            (p->finish != NULL && p->fast_finish == NULL)) {
             return;
         }
     }

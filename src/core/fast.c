@@ -9,9 +9,12 @@
  * tenth of the CPU a hit costs, the rest being the kernel's
  * (bench/README.md).  Here a query is read only as far as a hit needs -
  * the header, the question, a bare OPT - and routed; when the server
- * block's first plugin with a query() hook has a fast() hook and no plugin
- * before it must see the answer (conf_fast_path), that hook may write
- * the answer straight into the worker's send queue.
+ * block's first plugin with a query() hook has a fast() hook (cache) and
+ * every plugin before it that sees answers has fast variants of its
+ * response() and finish() (loadbalance, prometheus) or minds only
+ * failures (errors; conf_fast_path), that hook writes the answer straight
+ * into the worker's send queue, and those variants run on it as the
+ * normal way back would.
  *
  * Anything out of the ordinary returns false and takes the normal path,
  * which answers it exactly as before: another opcode, section counts
@@ -114,24 +117,46 @@ cnd__fast_answer(cnd_worker_t *w, cnd_udp_t *u, const uint8_t *wire, size_t len,
     uint8_t *out = w->tx_fast[w->ntx];
     size_t opt = edns ? CND_MSG_OPT_SIZE : 0;
     size_t cap = (limit < CND_FAST_MAX ? limit : CND_FAST_MAX) - opt;
+    void **pdata = w->wc->pdata;
     cnd_fastq_t q = {
         .worker = w,
         .wire = wire,
+        .len = len,
         .question_end = qend,
         .qname = name,
         .qtype = qtype,
         .qclass = qclass,
         .do_bit = do_bit,
+        .zone = zone,
+        .remote = remote,
+        .local = local,
+        .start_ns = w->rx_ns,
+        .by = self->plugin->name,
     };
-    size_t n =
-        self->plugin->fast(&q, self, w->wc->pdata[self->wslot], out, cap);
+    size_t n = self->plugin->fast(&q, self, pdata[self->wslot], out, cap);
     if (n < qend || n > cap) {
         return false; /* declined (0), or not a whole answer */
+    }
+
+    /* The way back, as req.c's: response hooks in reverse, the answer
+     * made final, finish hooks in reverse. */
+    cnd_inst_t *chain = zone->srv->chain;
+    for (unsigned i = self->slot; i-- > 0;) {
+        cnd_inst_t *in = &chain[i];
+        if (in->plugin->fast_response != NULL) {
+            in->plugin->fast_response(&q, in, pdata[in->wslot], out, n);
+        }
     }
     memcpy(out, wire, 2); /* the ID */
     if (edns) {
         n += cnd_msg_write_opt(out + n, do_bit);
         knot_wire_set_arcount(out, knot_wire_get_arcount(out) + 1);
+    }
+    for (unsigned i = self->slot; i-- > 0;) {
+        cnd_inst_t *in = &chain[i];
+        if (in->plugin->fast_finish != NULL) {
+            in->plugin->fast_finish(&q, in, pdata[in->wslot], out, n);
+        }
     }
     cnd__udp_queue(u, out, n, remote, local, NULL);
     w->fast++;

@@ -154,6 +154,7 @@ struct cnd_worker_s {
     struct sockaddr_storage rx_addr[CND_UDP_BATCH];
     uint8_t rx_ctl[CND_UDP_BATCH][64];
     uint8_t (*rx_buf)[CND_UDP_RX_SIZE];
+    uint64_t rx_ns; /* when the batch was read (uv_hrtime)  */
 
     /* UDP send queue, flushed with sendmmsg. */
     struct mmsghdr tx[CND_UDP_BATCH];

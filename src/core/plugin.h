@@ -60,14 +60,20 @@ enum {
 
 /* A UDP query as the fast path (core/fast.c) read it straight from the
  * datagram, before any request exists: header checked, the question's
- * name lowercased, a bare OPT read.  Valid during the fast() call. */
+ * name lowercased, a bare OPT read, the zone routed.  Valid during the
+ * fast hooks' calls. */
 typedef struct cnd_fastq_s {
     cnd_worker_t *worker;
     const uint8_t *wire;       /* the query as received              */
+    size_t len;                /* its bytes                          */
     size_t question_end;       /* bytes of header and question       */
     const knot_dname_t *qname; /* lowercased                         */
     uint16_t qtype, qclass;
     bool do_bit; /* DNSSEC OK                          */
+    const cnd_zone_t *zone;
+    const struct sockaddr_storage *remote, *local;
+    uint64_t start_ns; /* receipt (of its batch), monotonic  */
+    const char *by;    /* the plugin that answered           */
 } cnd_fastq_t;
 
 /* One use of a plugin in one server block.  Config lifetime. */
@@ -126,6 +132,14 @@ struct cnd_plugin_s {
      * note; worker thread, no allocation, no blocking. */
     size_t (*fast)(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
                    uint8_t *out, size_t cap);
+    /* What response() and finish() do, for a fast answer (@len bytes at
+     * @out; before the OPT is added for fast_response, final for
+     * fast_finish).  A plugin before the cache with response() or
+     * finish() but not these turns the fast path off for its block. */
+    void (*fast_response)(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
+                          uint8_t *out, size_t len);
+    void (*fast_finish)(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
+                        const uint8_t *out, size_t len);
     /* The way back, on every plugin before the one that answered. */
     void (*response)(cnd_req_t *r, cnd_inst_t *self);
     /* The answer is final (r->out, r->out_len: what the client gets)

@@ -120,6 +120,7 @@ udp_read_cb(uv_poll_t *h, int status, int events)
         if (n <= 0) {
             return; /* EAGAIN, or an error the next event repeats */
         }
+        w->rx_ns = uv_hrtime(); /* the fast path's receipt time */
         for (int i = 0; i < n; i++) {
             struct msghdr *m = &w->rx[i].msg_hdr;
             if (m->msg_flags & MSG_TRUNC) {

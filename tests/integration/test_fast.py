@@ -16,7 +16,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from conftest import free_port
+from conftest import free_port, scrape
 
 COREFILE = """.:@PORT@ {
     bind @ADDR@
@@ -180,8 +180,8 @@ def test_prefetch_declines_serve_stale_does_not(candor, upstream, cache):
 def test_plugins_before_the_cache_turn_it_off(candor, upstream):
     u = upstream("script", handler=handler)
     target = "%s:%d" % (u.addr, u.port)
-    for before, on in (("loadbalance", False), ("log", False),
-                       ("prometheus 127.0.0.1:%d" % free_port(), False),
+    for before, on in (("log", False), ("loadbalance", True),
+                       ("prometheus 127.0.0.1:%d" % free_port(), True),
                        ("errors", True), ("", True)):
         s = candor(""".:@PORT@ {
     bind @ADDR@
@@ -246,3 +246,74 @@ def test_wildcard_listener_answers_from_the_right_address(candor, upstream):
                 assert src == (addr, s.port)
                 assert dns.message.from_wire(data).answer
     assert fast_count(s) == 3  # all but the first: one cache
+
+
+DNS_FAMILIES = ("coredns_dns_requests_total", "coredns_dns_responses_total",
+                "coredns_dns_do_requests_total",
+                "coredns_dns_request_size_bytes",
+                "coredns_dns_response_size_bytes",
+                "coredns_dns_request_duration_seconds_count")
+
+
+def dns_series(text, server):
+    """The coredns_dns_* lines of a scrape, this server's name replaced
+    (the two servers listen on different addresses)."""
+    return sorted(line.replace(server, "SERVER")
+                  for line in text.splitlines()
+                  if line.startswith(DNS_FAMILIES) and
+                  "duration_seconds_bucket" not in line and
+                  "duration_seconds_sum" not in line)
+
+
+def test_prometheus_counts_fast_answers_as_the_normal_path(candor, upstream):
+    """kubeadm's plugins before the cache (errors, prometheus,
+    loadbalance): the fast path stays on, and every coredns_dns_* series
+    reads as it does where each hit walks the chain."""
+    u = upstream("script", handler=handler)
+    target = "%s:%d" % (u.addr, u.port)
+    ports = free_port(), free_port()
+    text = """.:@PORT@ {
+    bind @ADDR@
+    errors
+    prometheus 127.0.0.1:%d
+%s    loadbalance
+    cache
+    forward . %s
+}
+"""
+    fast = candor(text % (ports[0], "", target), args=["-workers", "1"])
+    slow = candor(text % (ports[1], "    log\n", target),
+                  args=["-workers", "1"])
+    queries = [("a.example.", "A", dict(use_edns=0)),
+               ("a.example.", "A", dict(use_edns=0)),
+               ("a.example.", "A", dict(use_edns=0, want_dnssec=True)),
+               ("nx.example.", "AAAA", dict(use_edns=False)),
+               ("big.example.", "A", dict(use_edns=False)),
+               ("MX.example.", "MX", dict(use_edns=0))]
+    for _ in range(3):
+        for name, rdtype, kw in queries:
+            for s in (fast, slow):
+                assert s.query(name, rdtype, **kw).rcode() in (0, 3)
+    assert fast_count(fast) == 3 * 5 - 4  # all but misses and big's
+    assert fast_count(slow) == 0
+    a = dns_series(scrape(ports[0]), "dns://%s:%d" % (fast.addr, fast.port))
+    b = dns_series(scrape(ports[1]), "dns://%s:%d" % (slow.addr, slow.port))
+    assert a and a == b
+
+
+def test_loadbalance_shuffles_fast_answers(candor, upstream):
+    u = upstream("script", handler=handler)
+    s = candor(""".:@PORT@ {
+    bind @ADDR@
+    loadbalance
+    cache
+    forward . %s:%d
+}
+""" % (u.addr, u.port), args=["-workers", "1"])
+    firsts = set()
+    for _ in range(20):
+        r = s.query("big.example.", use_edns=0, payload=1232)
+        assert len(r.answer[0]) == 40
+        firsts.add(r.answer[0][0].to_text())
+    assert fast_count(s) == 19
+    assert len(firsts) > 3

@@ -321,24 +321,23 @@ prom_worker_fini(cnd_worker_t *w, cnd_inst_t *self, void *wdata)
 }
 
 
-/* Which listen address of the block the query came to. */
+/* Which listen address of the block the query came to (@local). */
 static size_t
-prom_server_of(const cnd_req_t *r, const cnd_server_t *srv)
+prom_server_of(const struct sockaddr_storage *local, const cnd_server_t *srv)
 {
     for (size_t i = 0; i < srv->nbinds; i++) {
         const struct sockaddr_storage *b = &srv->binds[i];
-        if (b->ss_family != r->local.ss_family) {
+        if (b->ss_family != local->ss_family) {
             continue;
         }
         if (b->ss_family == AF_INET &&
             ((const struct sockaddr_in *)b)->sin_addr.s_addr ==
-                ((const struct sockaddr_in *)&r->local)->sin_addr.s_addr) {
+                ((const struct sockaddr_in *)local)->sin_addr.s_addr) {
             return i;
         }
         if (b->ss_family == AF_INET6 &&
             memcmp(&((const struct sockaddr_in6 *)b)->sin6_addr,
-                   &((const struct sockaddr_in6 *)&r->local)->sin6_addr,
-                   16) == 0) {
+                   &((const struct sockaddr_in6 *)local)->sin6_addr, 16) == 0) {
             return i;
         }
     }
@@ -374,29 +373,38 @@ prom_responses(prom_worker_t *pw, prom_zs_t *zs, const char *server,
     ((slot) != NULL ? (slot) : ((slot) = cnd_metric_series(__VA_ARGS__, NULL)))
 
 
+/* What the dns metrics count of one answer: a request's (prom_finish)
+ * or a fast answer's (prom_fast_finish). */
+typedef struct {
+    const cnd_zone_t *zone;
+    const struct sockaddr_storage *remote, *local;
+    bool tcp, do_bit;
+    uint16_t qtype, rcode;
+    size_t qlen, out_len;
+    uint64_t start_ns;
+    const char *by; /* the plugin that answered, or NULL */
+} prom_answer_t;
+
+
 static void
-prom_finish(cnd_req_t *r, cnd_inst_t *self)
+prom_count(cnd_inst_t *self, prom_worker_t *pw, const prom_answer_t *a)
 {
-    if (r->proto == CND_PROTO_INTERNAL || r->zone == NULL) {
-        return;
-    }
     prom_conf_t *c = self->conf;
-    prom_worker_t *pw = cnd_req_wdata(r, self);
     const cnd_server_t *srv = self->srv;
-    size_t zi = (size_t)(r->zone - srv->zones);
+    size_t zi = (size_t)(a->zone - srv->zones);
     if (zi >= srv->nzones) {
         return;
     }
-    size_t si = prom_server_of(r, srv);
+    size_t si = prom_server_of(a->local, srv);
     prom_zs_t *zs = &pw->zs[zi * c->nservers + si];
     const char *server = c->servers[si];
-    const char *zone = r->zone->name;
-    bool tcp = r->proto == CND_PROTO_TCP;
-    bool v6 = r->remote.ss_family == AF_INET6;
+    const char *zone = a->zone->name;
+    bool tcp = a->tcp;
+    bool v6 = a->remote->ss_family == AF_INET6;
     const char *proto = tcp ? "tcp" : "udp";
 
     size_t t = 0;
-    while (t < PROM_NTYPES - 1 && prom_types[t].type != r->qtype) {
+    while (t < PROM_NTYPES - 1 && prom_types[t].type != a->qtype) {
         t++;
     }
     const char *tname = t < PROM_NTYPES - 1 ? prom_types[t].name : "other";
@@ -405,26 +413,69 @@ prom_finish(cnd_req_t *r, cnd_inst_t *self)
                          zone, "", proto, v6 ? "2" : "1", tname)) != NULL) {
         cnd_counter_add(s, 1);
     }
-    if (r->do_bit && (s = PROM_SERIES(zs->do_req, pw->st, &prom_m_do, server,
+    if (a->do_bit && (s = PROM_SERIES(zs->do_req, pw->st, &prom_m_do, server,
                                       zone, "")) != NULL) {
         cnd_counter_add(s, 1);
     }
     if ((s = PROM_SERIES(zs->req_size[tcp], pw->st, &prom_m_req_size, server,
                          zone, "", proto)) != NULL) {
-        cnd_histogram_observe(s, r->qlen);
+        cnd_histogram_observe(s, (double)a->qlen);
     }
     if ((s = PROM_SERIES(zs->resp_size[tcp], pw->st, &prom_m_resp_size, server,
                          zone, "", proto)) != NULL) {
-        cnd_histogram_observe(s, r->out_len);
+        cnd_histogram_observe(s, (double)a->out_len);
     }
     if ((s = PROM_SERIES(zs->duration, pw->st, &prom_m_duration, server, zone,
                          "")) != NULL) {
-        cnd_histogram_observe(s, (double)(uv_hrtime() - r->start_ns) / 1e9);
+        cnd_histogram_observe(s, (double)(uv_hrtime() - a->start_ns) / 1e9);
     }
-    s = prom_responses(pw, zs, server, zone, cnd_req_rcode(r), r->answered_by);
+    s = prom_responses(pw, zs, server, zone, a->rcode, a->by);
     if (s != NULL) {
         cnd_counter_add(s, 1);
     }
+}
+
+
+static void
+prom_finish(cnd_req_t *r, cnd_inst_t *self)
+{
+    if (r->proto == CND_PROTO_INTERNAL || r->zone == NULL) {
+        return;
+    }
+    prom_answer_t a = {
+        .zone = r->zone,
+        .remote = &r->remote,
+        .local = &r->local,
+        .tcp = r->proto == CND_PROTO_TCP,
+        .do_bit = r->do_bit,
+        .qtype = r->qtype,
+        .rcode = cnd_req_rcode(r),
+        .qlen = r->qlen,
+        .out_len = r->out_len,
+        .start_ns = r->start_ns,
+        .by = r->answered_by,
+    };
+    prom_count(self, cnd_req_wdata(r, self), &a);
+}
+
+
+static void
+prom_fast_finish(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
+                 const uint8_t *out, size_t len)
+{
+    prom_answer_t a = {
+        .zone = q->zone,
+        .remote = q->remote,
+        .local = q->local,
+        .do_bit = q->do_bit,
+        .qtype = q->qtype,
+        .rcode = knot_wire_get_rcode(out),
+        .qlen = q->len,
+        .out_len = len,
+        .start_ns = q->start_ns,
+        .by = q->by,
+    };
+    prom_count(self, wdata, &a);
 }
 
 
@@ -439,4 +490,5 @@ const cnd_plugin_t cnd_plugin_prometheus = {
     .worker_init = prom_worker_init,
     .worker_fini = prom_worker_fini,
     .finish = prom_finish,
+    .fast_finish = prom_fast_finish,
 };
