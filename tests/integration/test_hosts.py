@@ -12,7 +12,7 @@ import dns.rdatatype
 import dns.reversename
 import pytest
 
-from conftest import run_candor
+from conftest import free_port, metric, run_candor, scrape
 
 HOSTS = """# a test hosts file
 10.0.0.1    example.org www.example.org
@@ -285,6 +285,42 @@ def test_reload(candor, tmp_path):
     os.unlink(workdir / "hosts")
     time.sleep(1.5)
     assert answers(s.query("new.example.org", "A"), "A") == ["10.0.0.42"]
+
+
+def test_metrics(candor, tmp_path):
+    """coredns_hosts_entries counts as CoreDNS's Map.Len(): a name and
+    address pair each way (A or AAAA, and PTR), inline entries included;
+    coredns_hosts_reload_timestamp_seconds is the file's mtime.  Both
+    follow a reload."""
+    port = free_port()
+    block = """    prometheus 127.0.0.1:%d
+    hosts hosts {
+        10.0.0.9 inline.example.org
+        reload 1s
+    }""" % port
+    s, workdir = start(candor, tmp_path, block,
+                       hosts="10.0.0.42 www.example.org new.example.org\n")
+    path = workdir / "hosts"
+    text = scrape(port)
+    assert metric(text, "coredns_hosts_entries") == 2 * 2 + 2
+    assert metric(text, "coredns_hosts_reload_timestamp_seconds") == \
+        int(os.stat(path).st_mtime)
+    assert "# TYPE coredns_hosts_entries gauge" in text
+
+    path.write_text("10.0.0.42 www.example.org new.example.org\n"
+                    "2001:db8::5 six.example.org\n")
+    mtime = time.time() - 3600  # a stamp the first one cannot have
+    os.utime(path, (mtime, mtime))
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        text = scrape(port)
+        if metric(text, "coredns_hosts_entries") == 3 * 2 + 2:
+            break
+        time.sleep(0.2)
+    assert metric(text, "coredns_hosts_entries") == 3 * 2 + 2
+    assert metric(text, "coredns_hosts_reload_timestamp_seconds") == \
+        int(mtime)
+    assert s.query("six.example.org", "AAAA").rcode() == dns.rcode.NOERROR
 
 
 def test_reload_zero_disables(candor, tmp_path):

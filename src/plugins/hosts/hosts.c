@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 
 #include "core/conf.h"
+#include "core/metrics.h"
 #include "core/plugin.h"
 #include "core/shared.h"
 #include "core/zone.h"
@@ -458,6 +459,44 @@ hosts_count(const cnd_hosts_list_t *l, bool no_reverse)
 }
 
 
+/* CoreDNS's hosts metrics, set on the main thread each time the file is
+ * read, as CoreDNS sets them.  One series each, as CoreDNS's (no labels):
+ * with several hosts plugins the last file read is what they show. */
+static const cnd_mfamily_t hosts_m_entries = {
+    "coredns_hosts_entries",
+    "The combined number of entries in hosts and Corefile.",
+    CND_METRIC_GAUGE,
+    NULL,
+    NULL,
+    0,
+};
+static const cnd_mfamily_t hosts_m_reload = {
+    "coredns_hosts_reload_timestamp_seconds",
+    "The timestamp of the last reload of hosts file.",
+    CND_METRIC_GAUGE,
+    NULL,
+    NULL,
+    0,
+};
+
+
+static void
+hosts_metrics(size_t entries, const struct timespec *mtime)
+{
+    cnd_mstore_t *st = cnd_main_metrics();
+    cnd_series_t *e =
+        st != NULL ? cnd_metric_series(st, &hosts_m_entries) : NULL;
+    cnd_series_t *r =
+        st != NULL ? cnd_metric_series(st, &hosts_m_reload) : NULL;
+    if (e != NULL) {
+        cnd_gauge_set(e, (int64_t)entries);
+    }
+    if (r != NULL) {
+        cnd_gauge_set(r, (int64_t)mtime->tv_sec); /* the file's mtime */
+    }
+}
+
+
 /* (Re)read the file when it changed and swap a new table in.  At start
  * (@first) a file that cannot be opened still gives a table of the inline
  * entries; later, CoreDNS keeps serving what it has, and so does this.
@@ -469,6 +508,7 @@ hosts_load(cnd_hosts_conf_t *c, bool first)
     cnd_hosts_list_t file = {0};
     struct stat sb;
     int err = 0;
+    bool file_read = false;
     char why[64];
 
     int fd = open(c->path, O_RDONLY | O_CLOEXEC);
@@ -503,6 +543,7 @@ hosts_load(cnd_hosts_conf_t *c, bool first)
         st->loaded = true;
         st->mtime = sb.st_mtim;
         st->size = sb.st_size;
+        file_read = true;
     }
 
     cnd_hosts_table_t *t = cnd_hosts_table_new(&file, &st->inl, c->no_reverse);
@@ -516,6 +557,10 @@ hosts_load(cnd_hosts_conf_t *c, bool first)
     t->file_err = err;
     if (err != 0) {
         hosts_errstr(err, t->file_errstr, sizeof(t->file_errstr));
+    }
+    if (file_read) {
+        hosts_metrics(parsed + hosts_count(&st->inl, c->no_reverse),
+                      &st->mtime);
     }
     if (cnd_log_debug_on() && st->loaded) {
         cnd_log(CND_LOG_DEBUG, "hosts", "Parsed hosts file into %zu entries",
