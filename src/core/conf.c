@@ -714,6 +714,12 @@ conf_build_listens(cnd_conf_t *cf)
                 }
                 zv[l->nzones++] = zone;
                 l->zones = zv;
+                for (size_t i = 0; i < srv->nchain && l->unrouted == NULL;
+                     i++) {
+                    if (srv->chain[i].plugin->unrouted != NULL) {
+                        l->unrouted = &srv->chain[i];
+                    }
+                }
             }
         }
     }

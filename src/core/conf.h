@@ -84,6 +84,9 @@ typedef struct cnd_listen_s {
     cnd_zone_t **zones;
     size_t nzones;
     cnd_tcp_opts_t tcp; /* of the first block on it      */
+    /* The first plugin of a block on it with an unrouted() hook (the
+     * metrics), for queries no block takes; or NULL. */
+    cnd_inst_t *unrouted;
 } cnd_listen_t;
 
 /* A periodic job of a snapshot, on the main thread (cnd_conf_every). */

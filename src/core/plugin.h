@@ -146,6 +146,10 @@ struct cnd_plugin_s {
      * and about to be sent: for metrics.  Runs after every response(),
      * on the same plugins. */
     void (*finish)(cnd_req_t *r, cnd_inst_t *self);
+    /* As finish(), for a query that came to an address this block listens
+     * on but that no server block took (REFUSED, r->zone NULL): called on
+     * one instance per listen address, the first conf.c finds. */
+    void (*unrouted)(cnd_req_t *r, cnd_inst_t *self);
     /* The request parked by this plugin is dropped (deadline, client
      * gone, shutdown): stop timers, forget r.  Never resume after it. */
     void (*cancel)(cnd_req_t *r, cnd_inst_t *self);

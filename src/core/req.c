@@ -368,6 +368,7 @@ cnd__req_input(cnd_worker_t *w, cnd_proto_t proto, void *conn,
     const cnd_zone_t *zone = cnd_listen_route(listen, r->qname, r->qtype);
     char name[KNOT_DNAME_TXT_MAXLEN + 1];
     if (zone == NULL) {
+        r->unrouted = listen->unrouted;
         knot_dname_to_str(name, r->qname, sizeof(name));
         req_reject(r, KNOT_RCODE_REFUSED, CND_EDE_NOT_AUTHORITATIVE, true,
                    "no server block on %s serves %s", listen->name, name);
@@ -714,6 +715,9 @@ req_finish(cnd_req_t *r)
         if (r->resp == NULL || req_finalize(r) != 0) {
             r->out = NULL;
         }
+    }
+    if (r->unrouted != NULL && r->out != NULL) {
+        r->unrouted->plugin->unrouted(r, r->unrouted);
     }
     if (r->srv != NULL && r->out != NULL) {
         for (unsigned i = r->pos < r->srv->nchain ? r->pos : r->srv->nchain;

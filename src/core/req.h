@@ -126,6 +126,8 @@ struct cnd_req_s {
     unsigned first; /* first chain index (spawned: > 0)   */
     void **ctx;     /* per-slot plugin state              */
     bool deadline_on;
+    /* No server block took the query: who counts it (cnd_listen_t) */
+    cnd_inst_t *unrouted;
 
     /* -- transport (core only) -- */
     void *conn;           /* listener or TCP connection         */

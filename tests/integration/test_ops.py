@@ -101,6 +101,42 @@ bad.example.:@PORT@ {
                   upstream="%s:%d" % (bad.addr, bad.port)) == 1
 
 
+def test_query_no_block_takes_counts_as_dropped(candor, tmp_path):
+    """CoreDNS counts the REFUSED of a query no server block takes under
+    zone "dropped", plugin "", with the listen address's server label."""
+    mport = free_port()
+    s = candor("""example.org:@PORT@ {
+    bind @ADDR@
+    whoami
+}
+example.net:@PORT@ {
+    bind @ADDR@
+    prometheus 127.0.0.1:%d
+    whoami
+}
+""" % mport)
+    server = "dns://%s:%d" % (s.addr, s.port)
+    assert s.query("a.example.com.").rcode() == dns.rcode.REFUSED
+    assert s.query("b.example.com.", "MX",
+                   tcp=True).rcode() == dns.rcode.REFUSED
+    assert s.query("a.example.org.").rcode() == dns.rcode.NOERROR
+    text = scrape(mport)
+    promtool_ok(text, tmp_path)
+    base = dict(server=server, zone="dropped", view="")
+    assert metric(text, "coredns_dns_requests_total", **base, proto="udp",
+                  family="1", type="A") == 1
+    assert metric(text, "coredns_dns_requests_total", **base, proto="tcp",
+                  family="1", type="MX") == 1
+    assert metric(text, "coredns_dns_responses_total", **base,
+                  rcode="REFUSED", plugin="") == 2
+    assert metric(text, "coredns_dns_request_duration_seconds_count",
+                  **base) == 2
+    # a block without prometheus is not counted, as in CoreDNS
+    assert "example.org." not in "".join(
+        line for line in text.splitlines()
+        if line.startswith("coredns_dns_requests_total"))
+
+
 def test_time_buckets_are_corednss(candor, tmp_path):
     mport = free_port()
     s = candor(""".:@PORT@ {

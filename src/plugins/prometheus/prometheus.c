@@ -150,7 +150,7 @@ typedef struct {
 
 typedef struct {
     cnd_mstore_t *st;
-    prom_zs_t *zs; /* [zone][server] */
+    prom_zs_t *zs; /* [zone][server]; zone nzones: "dropped" */
 } prom_worker_t;
 
 
@@ -300,7 +300,7 @@ prom_worker_init(cnd_worker_t *w, cnd_inst_t *self, void **wdata)
         return -1;
     }
     pw->st = cnd_worker_metrics(w);
-    pw->zs = calloc(self->srv->nzones * c->nservers + 1, sizeof(*pw->zs));
+    pw->zs = calloc((self->srv->nzones + 1) * c->nservers, sizeof(*pw->zs));
     if (pw->zs == NULL) {
         free(pw);
         return -1;
@@ -373,10 +373,11 @@ prom_responses(prom_worker_t *pw, prom_zs_t *zs, const char *server,
     ((slot) != NULL ? (slot) : ((slot) = cnd_metric_series(__VA_ARGS__, NULL)))
 
 
-/* What the dns metrics count of one answer: a request's (prom_finish)
- * or a fast answer's (prom_fast_finish). */
+/* What the dns metrics count of one answer: a request's (prom_finish),
+ * a fast answer's (prom_fast_finish), or the REFUSED of a query no block
+ * took (prom_unrouted). */
 typedef struct {
-    const cnd_zone_t *zone;
+    const cnd_zone_t *zone; /* NULL: no block took it */
     const struct sockaddr_storage *remote, *local;
     bool tcp, do_bit;
     uint16_t qtype, rcode;
@@ -391,14 +392,15 @@ prom_count(cnd_inst_t *self, prom_worker_t *pw, const prom_answer_t *a)
 {
     prom_conf_t *c = self->conf;
     const cnd_server_t *srv = self->srv;
-    size_t zi = (size_t)(a->zone - srv->zones);
-    if (zi >= srv->nzones) {
+    /* CoreDNS counts a query no block took under zone "dropped". */
+    size_t zi = a->zone != NULL ? (size_t)(a->zone - srv->zones) : srv->nzones;
+    if (zi > srv->nzones) {
         return;
     }
     size_t si = prom_server_of(a->local, srv);
     prom_zs_t *zs = &pw->zs[zi * c->nservers + si];
     const char *server = c->servers[si];
-    const char *zone = a->zone->name;
+    const char *zone = a->zone != NULL ? a->zone->name : "dropped";
     bool tcp = a->tcp;
     bool v6 = a->remote->ss_family == AF_INET6;
     const char *proto = tcp ? "tcp" : "udp";
@@ -437,11 +439,8 @@ prom_count(cnd_inst_t *self, prom_worker_t *pw, const prom_answer_t *a)
 
 
 static void
-prom_finish(cnd_req_t *r, cnd_inst_t *self)
+prom_request(cnd_req_t *r, cnd_inst_t *self)
 {
-    if (r->proto == CND_PROTO_INTERNAL || r->zone == NULL) {
-        return;
-    }
     prom_answer_t a = {
         .zone = r->zone,
         .remote = &r->remote,
@@ -456,6 +455,24 @@ prom_finish(cnd_req_t *r, cnd_inst_t *self)
         .by = r->answered_by,
     };
     prom_count(self, cnd_req_wdata(r, self), &a);
+}
+
+
+static void
+prom_finish(cnd_req_t *r, cnd_inst_t *self)
+{
+    if (r->proto != CND_PROTO_INTERNAL && r->zone != NULL) {
+        prom_request(r, self);
+    }
+}
+
+
+static void
+prom_unrouted(cnd_req_t *r, cnd_inst_t *self)
+{
+    if (r->proto != CND_PROTO_INTERNAL) {
+        prom_request(r, self);
+    }
 }
 
 
@@ -490,5 +507,6 @@ const cnd_plugin_t cnd_plugin_prometheus = {
     .worker_init = prom_worker_init,
     .worker_fini = prom_worker_fini,
     .finish = prom_finish,
+    .unrouted = prom_unrouted,
     .fast_finish = prom_fast_finish,
 };
