@@ -572,6 +572,14 @@ cnd_server_run(const cnd_opts_t *opts, cnd_conf_t *conf, const char *pidfile)
     uv_timer_init(s.loop, &s.sweep);
     s.sweep.data = &s;
     s.done_async.data = &s;
+    /* Before the workers answer anything: a SIGTERM that follows the
+     * first answer must stop the server gracefully, not kill it. */
+    static const int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP};
+    for (size_t i = 0; i < 5; i++) {
+        uv_signal_init(s.loop, &s.sig[i]);
+        s.sig[i].data = &s;
+        uv_signal_start(&s.sig[i], server_signal_cb, sigs[i]);
+    }
     for (unsigned i = 0; i < s.nworkers; i++) {
         cnd_worker_t *w = &s.workers[i];
         w->id = i;
@@ -601,12 +609,6 @@ cnd_server_run(const cnd_opts_t *opts, cnd_conf_t *conf, const char *pidfile)
     if (cnd_ctl_start(s.loop, opts->ctl_path) != 0) {
         fprintf(stderr, "out of memory\n");
         exit(1);
-    }
-    static const int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGHUP};
-    for (size_t i = 0; i < 5; i++) {
-        uv_signal_init(s.loop, &s.sig[i]);
-        s.sig[i].data = &s;
-        uv_signal_start(&s.sig[i], server_signal_cb, sigs[i]);
     }
     uv_run(s.loop, UV_RUN_DEFAULT);
 
