@@ -169,12 +169,39 @@ def test_hit_counters_and_ttl_countdown(candor, upstream):
     "cache {\n        prefetch 2\n    }",
     "cache {\n        serve_stale\n    }",
 ])
-def test_prefetch_declines_serve_stale_does_not(candor, upstream, cache):
+def test_prefetch_and_serve_stale_take_fast_hits(candor, upstream, cache):
     u = upstream("script", handler=handler)
     fast, _ = servers(candor, u, cache=cache)
     for _ in range(3):
         assert fast.query("a.example.", use_edns=0).rcode() == 0
-    assert fast_count(fast) == (0 if "prefetch" in cache else 2)
+    assert fast_count(fast) == 2
+
+
+def test_the_hit_that_starts_a_prefetch_takes_the_normal_path(candor,
+                                                              upstream):
+    """Fast hits count towards prefetch as normal ones do; the one that
+    starts the refresh is left to the normal path, which starts it."""
+    u = upstream("answer", ttl=4)
+    cache = "cache {\n        success 100 3600 1\n" \
+            "        prefetch 2 1m 50%\n    }"
+    s = candor(COREFILE % ("", cache, "%s:%d" % (u.addr, u.port)),
+               args=["-workers", "1"])
+    s.query("p.example.", use_edns=0)  # stored, 4 s TTL
+    s.query("p.example.", use_edns=0)  # hit 1: 3-4 s left
+    assert fast_count(s) == 1
+    time.sleep(2.2)  # 50%: 2 s or less left
+    r = s.query("p.example.", use_edns=0)  # hit 2: prefetch
+    assert r.answer[0].ttl <= 2
+    assert fast_count(s) == 1
+    assert u.wait_queries(2, timeout=2)
+    deadline = time.time() + 2  # the refreshed answer is stored
+    while time.time() < deadline:
+        r = s.query("p.example.", use_edns=0)
+        if r.answer[0].ttl >= 3:
+            break
+        time.sleep(0.05)
+    assert r.answer[0].ttl >= 3
+    assert fast_count(s) >= 2
 
 
 def test_plugins_before_the_cache_turn_it_off(candor, upstream):

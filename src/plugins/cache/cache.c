@@ -222,6 +222,30 @@ cache_set_ttls(uint8_t *wire, const cache_entry_t *e, uint32_t ttl)
 }
 
 
+/* Count a fresh hit on @e (locked) for prefetch: AMOUNT hits without a
+ * gap of DURATION, and little TTL left, start a refresh; returns whether
+ * this hit does.  With @dry (the fast path), a hit that would start one
+ * changes nothing: the fast path declines it, and the normal path counts
+ * it and starts the refresh. */
+static bool
+cache_prefetch_hit(const cache_conf_t *c, cache_entry_t *e, uint32_t now_s,
+                   uint32_t remaining, bool dry)
+{
+    bool gap = now_s - e->touched >= c->prefetch_gap;
+    uint8_t hits = gap ? 1 : e->hits < 255 ? e->hits + 1 : 255;
+    uint32_t left = (e->ttl * c->prefetch_pct + 99) / 100;
+    bool refresh = hits >= (c->prefetch < 255 ? c->prefetch : 255) &&
+                   remaining <= left && !e->refreshing;
+    if (refresh && dry) {
+        return true;
+    }
+    e->hits = hits;
+    e->touched = now_s;
+    e->refreshing = e->refreshing || refresh;
+    return refresh;
+}
+
+
 /* Look @x's key up in @st.  A fresh or stale entry is copied out, TTLs
  * set, while the shard is locked; refresh and prefetch are decided on the
  * entry under the same lock, so one worker starts them. */
@@ -245,16 +269,7 @@ cache_lookup(cnd_req_t *r, const cache_conf_t *c, cache_store_t *st,
         h->remaining = e->ttl - age;
         ttl = c->keepttl ? e->ttl : h->remaining;
         if (c->prefetch > 0 && e->kind != CACHE_SERVFAIL) {
-            /* AMOUNT hits without a gap of DURATION, and little left */
-            bool gap = now_s - e->touched >= c->prefetch_gap;
-            e->hits = gap ? 1 : e->hits < 255 ? e->hits + 1 : 255;
-            e->touched = now_s;
-            uint32_t left = (e->ttl * c->prefetch_pct + 99) / 100;
-            if (e->hits >= (c->prefetch < 255 ? c->prefetch : 255) &&
-                h->remaining <= left && !e->refreshing) {
-                e->refreshing = true;
-                h->refresh = true;
-            }
+            h->refresh = cache_prefetch_hit(c, e, now_s, h->remaining, false);
         }
     } else if (c->stale != CACHE_STALE_OFF && e->kind != CACHE_SERVFAIL &&
                age - e->ttl < c->stale_max) {
@@ -770,6 +785,9 @@ cache_copy_fresh(const cache_conf_t *c, cache_store_t *st, const uint8_t *key,
             n = 0;
         } else if (e->wirelen > cap) {
             n = -1;
+        } else if (c->prefetch > 0 && e->kind != CACHE_SERVFAIL &&
+                   cache_prefetch_hit(c, e, now_s, e->ttl - age, true)) {
+            n = -1; /* this hit starts a prefetch: the normal path's */
         } else {
             memcpy(out, cache_entry_wire(e), e->wirelen);
             cache_set_ttls(out, e, c->keepttl ? e->ttl : e->ttl - age);
@@ -782,17 +800,16 @@ cache_copy_fresh(const cache_conf_t *c, cache_store_t *st, const uint8_t *key,
 
 
 /* The fast path's hit (plugin.h, fast()): a fresh answer or denial, as
- * cache_query() gives it.  Declined, for the normal path to decide: a
- * miss, a stale entry, a remembered failure, an answer larger than @cap,
- * and every query when prefetch is on (its hit counting and refreshes
- * live in cache_lookup()). */
+ * cache_query() gives it, counted for prefetch as there.  Declined, for
+ * the normal path to decide: a miss, a stale entry, a remembered failure,
+ * an answer larger than @cap, and the hit that starts a prefetch. */
 size_t
 cache_fast(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata, uint8_t *out,
            size_t cap)
 {
     const cache_conf_t *c = self->conf;
     cache_worker_t *cw = wdata;
-    if (c->prefetch > 0 || !cache_in(&c->zones, q->qname)) {
+    if (!cache_in(&c->zones, q->qname)) {
         return 0;
     }
     uint8_t key[CACHE_KEY_MAX];
