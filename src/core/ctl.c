@@ -149,10 +149,12 @@ ctl_stats_worker(cnd_worker_t *w, void *arg)
                    "worker.%u.requestlist.current=%u\n"
                    "worker.%u.requestlist.max=%u\n"
                    "worker.%u.queries.dropped=%llu\n"
-                   "worker.%u.queries.fast=%llu\n",
+                   "worker.%u.queries.fast=%llu\n"
+                   "worker.%u.udp.waits=%llu\n",
                    w->id, w->ninflight, w->id, w->ninflight_max, w->id,
                    (unsigned long long)w->dropped, w->id,
-                   (unsigned long long)w->fast);
+                   (unsigned long long)w->fast, w->id,
+                   (unsigned long long)w->udp_waits);
     wk->total += w->ninflight;
     wk->max += w->ninflight_max;
 }

@@ -50,6 +50,8 @@ typedef struct cnd_udp_s {
     int fd;
     int family;    /* of the socket                   */
     bool wildcard; /* bound to any: answer from pktinfo */
+    bool reading;  /* started and not stopped: in nudp  */
+    bool waits;    /* blocking, with a receive timeout  */
     cnd_worker_t *w;
     cnd_wlisten_t *wl;
     const cnd_listen_t *listen; /* of the current snapshot       */
@@ -181,6 +183,8 @@ struct cnd_worker_s {
     /* Counters (read by ctl and metrics). */
     uint64_t dropped;                /* queries dropped: malformed, overload */
     uint64_t fast;                   /* answered by the fast path (fast.c)  */
+    uint64_t udp_waits;              /* batches read waiting in recvmmsg    */
+    unsigned nudp;                   /* UDP sockets reading (udp.c)         */
     unsigned ninflight_max;          /* the most in flight at once          */
     cnd_mstore_t *metrics;           /* this worker's series                */
     cnd_series_t *m_current, *m_max; /* candor_requestlist_*     */

@@ -7,6 +7,7 @@ TTLs, while `candor ctl stats` shows which one took the fast path."""
 import random
 import re
 import socket
+import threading
 import time
 
 import dns.edns
@@ -344,3 +345,103 @@ def test_loadbalance_shuffles_fast_answers(candor, upstream):
         firsts.add(r.answer[0][0].to_text())
     assert fast_count(s) == 19
     assert len(firsts) > 3
+
+
+# ---- waiting in recvmmsg under load (src/core/udp.c: udp_wait) ----------
+
+def udp_waits(s):
+    out = s.ctl("stats").stdout
+    return sum(int(v) for v in re.findall(r"^worker\.\d+\.udp\.waits=(\d+)$",
+                                          out, re.M))
+
+
+def bursts(s, rounds, names, miss_every=0, stop=None):
+    """Send len(names) queries back to back, then read every answer; the
+    same `rounds` times (or until `stop` is set), a new uncached name in
+    place of the last one every `miss_every` rounds.  Checks each answer;
+    returns the rounds done."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.settimeout(3)
+        for rnd in range(rounds):
+            if stop is not None and stop.is_set():
+                return rnd
+            batch = list(names)
+            if miss_every and rnd % miss_every == 0:
+                batch[-1] = "miss%d.example." % rnd
+            want = {}
+            for i, name in enumerate(batch):
+                q = dns.message.make_query(name, "A", use_edns=0)
+                q.id = (rnd * len(batch) + i) & 0xffff
+                want[q.id] = name
+                c.sendto(q.to_wire(), (s.addr, s.port))
+            while want:
+                r = dns.message.from_wire(c.recv(65535))
+                name = want.pop(r.id)
+                assert r.question[0].name.to_text() == name
+                assert r.answer[0][0].address == "10.0.0.1"
+        return rounds
+
+
+def test_busy_worker_waits_in_recvmmsg(candor, upstream):
+    """Bursts of hits: the worker reads the next batch waiting in
+    recvmmsg rather than epoll; misses among them, TCP queries and
+    `candor ctl` meanwhile are answered all the same, as soon."""
+    u = upstream("script", handler=handler)
+    s = candor(COREFILE % ("", "cache", "%s:%d" % (u.addr, u.port)),
+               args=["-workers", "1"])
+    names = ["w%d.example." % i for i in range(16)]
+    for name in names:
+        s.query(name, use_edns=0)
+    assert udp_waits(s) == 0  # one query at a time: no wait
+
+    stop = threading.Event()
+    done = []
+    load = threading.Thread(target=lambda: done.append(
+        bursts(s, 3000, names, miss_every=10, stop=stop)))
+    load.start()
+    try:
+        slowest = 0.0
+        for i in range(20):
+            t = time.monotonic()
+            r = s.query("tcp%d.example." % (i % 4), tcp=True)
+            assert r.answer[0][0].address == "10.0.0.1"
+            t1 = time.monotonic()
+            assert s.ctl("stats").returncode == 0
+            slowest = max(slowest, t1 - t, time.monotonic() - t1)
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        load.join(timeout=60)
+    assert done and done[0] > 0
+    # libuv's loop runs at least every millisecond while the worker
+    # waits: TCP and the control socket are not held up behind it.
+    assert slowest < 0.5
+    assert udp_waits(s) > 0
+    assert u.udp_queries >= 16 + done[0] // 10
+
+
+def test_stop_while_waiting_in_recvmmsg(candor, upstream):
+    u = upstream("script", handler=handler)
+    s = candor(COREFILE % ("", "cache", "%s:%d" % (u.addr, u.port)),
+               args=["-workers", "1"])
+    names = ["w%d.example." % i for i in range(16)]
+    for name in names:
+        s.query(name, use_edns=0)
+    stop = threading.Event()
+    errors = []
+
+    def load():
+        try:
+            bursts(s, 3000, names, stop=stop)
+        except (OSError, AssertionError, KeyError) as e:
+            errors.append(e)  # the server went away mid-burst
+
+    t = threading.Thread(target=load)
+    t.start()
+    time.sleep(0.3)
+    assert udp_waits(s) > 0
+    started = time.monotonic()
+    assert s.stop() == 0
+    assert time.monotonic() - started < 5
+    stop.set()
+    t.join(timeout=30)
