@@ -60,6 +60,13 @@ $(BUILD)/candor: $(LIB_OBJ) $(MAIN_OBJ)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
 
+# The commit goes into the version string (server.c): a stamp rewritten
+# only when HEAD moves, so a commit alone rebuilds and relinks.
+COMMIT_STAMP := $(BUILD)/commit
+$(shell mkdir -p $(BUILD); [ "$$(cat $(COMMIT_STAMP) 2>/dev/null)" = "$(COMMIT)" ] || \
+        echo "$(COMMIT)" > $(COMMIT_STAMP))
+$(BUILD)/obj/src/core/server.o: $(COMMIT_STAMP)
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
