@@ -16,6 +16,12 @@
  * into the worker's send queue, and those variants run on it as the
  * normal way back would.
  *
+ * udp.c reads a whole batch (cnd__fast_read) before answering any of it
+ * (cnd__fast_answer): the plugin's fast_prefetch() hook gets each query
+ * twice, when the batch is read and once more just before the query
+ * ahead of it is answered, so that the memory a hit reads (the cache's
+ * bucket, then its entry) is on its way by the time it is needed.
+ *
  * Anything out of the ordinary returns false and takes the normal path,
  * which answers it exactly as before: another opcode, section counts
  * other than a plain query's, an OPT with options or of another version,
@@ -68,10 +74,11 @@ fast_question(const uint8_t *wire, size_t len, uint8_t *name, uint16_t *qtype,
 
 
 bool
-cnd__fast_answer(cnd_worker_t *w, cnd_udp_t *u, const uint8_t *wire, size_t len,
-                 const struct sockaddr_storage *remote,
-                 const struct sockaddr_storage *local)
+cnd__fast_read(cnd_worker_t *w, cnd_udp_t *u, const uint8_t *wire, size_t len,
+               const struct sockaddr_storage *remote,
+               const struct sockaddr_storage *local, cnd_fast_t *f)
 {
+    f->self = NULL;
     /* A query (QR clear, opcode QUERY) of one question, and at most an
      * OPT besides. */
     if (w->wc == NULL || len < KNOT_WIRE_HEADER_SIZE || (wire[2] & 0xf8) != 0 ||
@@ -79,9 +86,8 @@ cnd__fast_answer(cnd_worker_t *w, cnd_udp_t *u, const uint8_t *wire, size_t len,
         knot_wire_get_nscount(wire) != 0 || knot_wire_get_arcount(wire) > 1) {
         return false;
     }
-    uint8_t name[KNOT_DNAME_MAXLEN];
     uint16_t qtype, qclass;
-    size_t qend = fast_question(wire, len, name, &qtype, &qclass);
+    size_t qend = fast_question(wire, len, f->name, &qtype, &qclass);
     if (qend == 0 || qclass != KNOT_CLASS_IN) {
         return false;
     }
@@ -104,26 +110,20 @@ cnd__fast_answer(cnd_worker_t *w, cnd_udp_t *u, const uint8_t *wire, size_t len,
         return false;
     }
 
-    const cnd_zone_t *zone = cnd_listen_route(u->listen, name, qtype);
+    const cnd_zone_t *zone = cnd_listen_route(u->listen, f->name, qtype);
     cnd_inst_t *self = zone != NULL ? zone->srv->fast : NULL;
     if (self == NULL) {
         return false;
     }
-
-    /* The answer goes in the send queue's slot it will be sent from. */
-    if (w->ntx == CND_UDP_BATCH) {
-        cnd__udp_flush(w);
-    }
-    uint8_t *out = w->tx_fast[w->ntx];
-    size_t opt = edns ? CND_MSG_OPT_SIZE : 0;
-    size_t cap = (limit < CND_FAST_MAX ? limit : CND_FAST_MAX) - opt;
-    void **pdata = w->wc->pdata;
-    cnd_fastq_t q = {
+    f->self = self;
+    f->limit = limit;
+    f->edns = edns;
+    f->q = (cnd_fastq_t){
         .worker = w,
         .wire = wire,
         .len = len,
         .question_end = qend,
-        .qname = name,
+        .qname = f->name,
         .qtype = qtype,
         .qclass = qclass,
         .do_bit = do_bit,
@@ -133,32 +133,57 @@ cnd__fast_answer(cnd_worker_t *w, cnd_udp_t *u, const uint8_t *wire, size_t len,
         .start_ns = w->rx_ns,
         .by = self->plugin->name,
     };
-    size_t n = self->plugin->fast(&q, self, pdata[self->wslot], out, cap);
-    if (n < qend || n > cap) {
+    if (self->plugin->fast_prefetch != NULL) {
+        self->plugin->fast_prefetch(&f->q, self, w->wc->pdata[self->wslot], 0);
+    }
+    return true;
+}
+
+
+bool
+cnd__fast_answer(cnd_worker_t *w, cnd_udp_t *u, cnd_fast_t *f, cnd_fast_t *next)
+{
+    void **pdata = w->wc->pdata;
+    if (next != NULL && next->self->plugin->fast_prefetch != NULL) {
+        next->self->plugin->fast_prefetch(&next->q, next->self,
+                                          pdata[next->self->wslot], 1);
+    }
+
+    /* The answer goes in the send queue's slot it will be sent from. */
+    if (w->ntx == CND_UDP_BATCH) {
+        cnd__udp_flush(w);
+    }
+    uint8_t *out = w->tx_fast[w->ntx];
+    const cnd_fastq_t *q = &f->q;
+    cnd_inst_t *self = f->self;
+    size_t opt = f->edns ? CND_MSG_OPT_SIZE : 0;
+    size_t cap = (f->limit < CND_FAST_MAX ? f->limit : CND_FAST_MAX) - opt;
+    size_t n = self->plugin->fast(q, self, pdata[self->wslot], out, cap);
+    if (n < q->question_end || n > cap) {
         return false; /* declined (0), or not a whole answer */
     }
 
     /* The way back, as req.c's: response hooks in reverse, the answer
      * made final, finish hooks in reverse. */
-    cnd_inst_t *chain = zone->srv->chain;
+    cnd_inst_t *chain = q->zone->srv->chain;
     for (unsigned i = self->slot; i-- > 0;) {
         cnd_inst_t *in = &chain[i];
         if (in->plugin->fast_response != NULL) {
-            in->plugin->fast_response(&q, in, pdata[in->wslot], out, n);
+            in->plugin->fast_response(q, in, pdata[in->wslot], out, n);
         }
     }
-    memcpy(out, wire, 2); /* the ID */
-    if (edns) {
-        n += cnd_msg_write_opt(out + n, do_bit);
+    memcpy(out, q->wire, 2); /* the ID */
+    if (f->edns) {
+        n += cnd_msg_write_opt(out + n, q->do_bit);
         knot_wire_set_arcount(out, knot_wire_get_arcount(out) + 1);
     }
     for (unsigned i = self->slot; i-- > 0;) {
         cnd_inst_t *in = &chain[i];
         if (in->plugin->fast_finish != NULL) {
-            in->plugin->fast_finish(&q, in, pdata[in->wslot], out, n);
+            in->plugin->fast_finish(q, in, pdata[in->wslot], out, n);
         }
     }
-    cnd__udp_queue(u, out, n, remote, local, NULL);
+    cnd__udp_queue(u, out, n, q->remote, q->local, NULL);
     w->fast++;
     return true;
 }

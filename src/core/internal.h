@@ -18,6 +18,7 @@
 
 #include "core/conf.h"
 #include "core/metrics.h"
+#include "core/plugin.h"
 #include "core/req.h"
 #include "core/worker.h"
 
@@ -43,6 +44,15 @@
 #define CND_TCP_MAX_CONNS 1024
 
 typedef struct cnd_wlisten_s cnd_wlisten_t;
+
+/* A datagram of a UDP batch as the fast path read it (fast.c). */
+typedef struct cnd_fast_s {
+    cnd_fastq_t q;
+    cnd_inst_t *self; /* the plugin whose fast() answers     */
+    size_t limit;     /* the largest answer the client takes */
+    bool edns;
+    uint8_t name[KNOT_DNAME_MAXLEN]; /* q.qname */
+} cnd_fast_t;
 
 /* A UDP listening socket of one worker. */
 typedef struct cnd_udp_s {
@@ -156,7 +166,9 @@ struct cnd_worker_s {
     struct sockaddr_storage rx_addr[CND_UDP_BATCH];
     uint8_t rx_ctl[CND_UDP_BATCH][64];
     uint8_t (*rx_buf)[CND_UDP_RX_SIZE];
-    uint64_t rx_ns; /* when the batch was read (uv_hrtime)  */
+    struct sockaddr_storage rx_local[CND_UDP_BATCH]; /* wildcard: dst */
+    cnd_fast_t *rx_fast; /* the batch as the fast path read it  */
+    uint64_t rx_ns;      /* when the batch was read (uv_hrtime)  */
 
     /* UDP send queue, flushed with sendmmsg. */
     struct mmsghdr tx[CND_UDP_BATCH];
@@ -248,10 +260,17 @@ void cnd__udp_queue(cnd_udp_t *u, const uint8_t *out, size_t len,
 void cnd__udp_flush(cnd_worker_t *w);
 
 /* fast.c: answer a UDP query at once when the fast path can (a cache
- * hit); false when it takes the normal path (cnd__req_input). */
-bool cnd__fast_answer(cnd_worker_t *w, cnd_udp_t *u, const uint8_t *wire,
-                      size_t len, const struct sockaddr_storage *remote,
-                      const struct sockaddr_storage *local);
+ * hit), in two steps over a batch.  cnd__fast_read() reads @wire into
+ * @f and lets the answering plugin prefetch what it will need; false
+ * when the query takes the normal path (cnd__req_input).  Then
+ * cnd__fast_answer() answers it, or returns false for the normal path;
+ * @next, the batch's next query read, or NULL, gets its second prefetch
+ * meanwhile. */
+bool cnd__fast_read(cnd_worker_t *w, cnd_udp_t *u, const uint8_t *wire,
+                    size_t len, const struct sockaddr_storage *remote,
+                    const struct sockaddr_storage *local, cnd_fast_t *f);
+bool cnd__fast_answer(cnd_worker_t *w, cnd_udp_t *u, cnd_fast_t *f,
+                      cnd_fast_t *next);
 
 /* tcp.c */
 int cnd__tcp_start(cnd_tcpl_t *l, int fd);

@@ -74,6 +74,8 @@ typedef struct cnd_fastq_s {
     const struct sockaddr_storage *remote, *local;
     uint64_t start_ns; /* receipt (of its batch), monotonic  */
     const char *by;    /* the plugin that answered           */
+    uint64_t hint;     /* fast_prefetch()'s, for fast()      */
+    bool hinted;       /* fast_prefetch() set hint           */
 } cnd_fastq_t;
 
 /* One use of a plugin in one server block.  Config lifetime. */
@@ -132,6 +134,13 @@ struct cnd_plugin_s {
      * note; worker thread, no allocation, no blocking. */
     size_t (*fast)(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
                    uint8_t *out, size_t cap);
+    /* Optional, with fast(): start loading the memory fast() will read
+     * for @q, so that a batch's cache misses overlap instead of coming
+     * one after another.  Called twice per query: @step 0 when the
+     * batch is read, @step 1 just before the query ahead of it is
+     * answered.  Only prefetches; may leave q->hint for fast(). */
+    void (*fast_prefetch)(cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
+                          int step);
     /* What response() and finish() do, for a fast answer (@len bytes at
      * @out; before the OPT is added for fast_response, final for
      * fast_finish).  A plugin before the cache with response() or

@@ -134,24 +134,39 @@ udp_read(cnd_udp_t *u, int flags)
         return -1;
     }
     w->rx_ns = uv_hrtime(); /* the fast path's receipt time */
+    /* Two passes: every query read first, so that the cache's prefetches
+     * for the whole batch are on their way before the first answer is
+     * looked up (fast.c). */
     for (int i = 0; i < n; i++) {
         struct msghdr *m = &w->rx[i].msg_hdr;
+        cnd_fast_t *f = &w->rx_fast[i];
+        f->self = NULL;
         if (m->msg_flags & MSG_TRUNC) {
-            w->dropped++; /* larger than any query we take */
             continue;
         }
         /* Addresses used in place: no copies on the hot path. */
-        struct sockaddr_storage *remote = &w->rx_addr[i], dst;
+        struct sockaddr_storage *remote = &w->rx_addr[i];
         const struct sockaddr_storage *local = &u->listen->addr;
         cnd__addr_unmap(remote);
         if (u->wildcard) {
-            udp_local(u, m, &dst);
-            local = &dst;
+            udp_local(u, m, &w->rx_local[i]);
+            local = &w->rx_local[i];
         }
-        if (!cnd__fast_answer(w, u, w->rx_buf[i], w->rx[i].msg_len, remote,
-                              local)) {
+        cnd__fast_read(w, u, w->rx_buf[i], w->rx[i].msg_len, remote, local, f);
+    }
+    for (int i = 0; i < n; i++) {
+        if (w->rx[i].msg_hdr.msg_flags & MSG_TRUNC) {
+            w->dropped++; /* larger than any query we take */
+            continue;
+        }
+        cnd_fast_t *f = &w->rx_fast[i], *next = f + 1;
+        if (i + 1 == n || next->self == NULL) {
+            next = NULL;
+        }
+        if (f->self == NULL || !cnd__fast_answer(w, u, f, next)) {
             cnd__req_input(w, CND_PROTO_UDP, u, u->listen, w->rx_buf[i],
-                           w->rx[i].msg_len, remote, local);
+                           w->rx[i].msg_len, &w->rx_addr[i],
+                           u->wildcard ? &w->rx_local[i] : &u->listen->addr);
         }
     }
     return n;

@@ -489,6 +489,7 @@ worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
     w->scratch = knot_pkt_new(NULL, KNOT_WIRE_MAX_PKTSIZE, NULL);
     w->rx_buf = malloc(sizeof(*w->rx_buf) * CND_UDP_BATCH);
     w->tx_fast = malloc(sizeof(*w->tx_fast) * CND_UDP_BATCH);
+    w->rx_fast = malloc(sizeof(*w->rx_fast) * CND_UDP_BATCH);
     w->metrics = cnd_mstore_new();
     if (w->metrics == NULL || cnd_metrics_add_store(w->metrics) != 0) {
         snprintf(w->start_err, sizeof(w->start_err), "out of memory");
@@ -505,7 +506,7 @@ worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
     w->nlisten = conf->nlistens;
     w->ls = calloc(w->nlisten + 1, sizeof(*w->ls));
     if (w->scratch == NULL || w->rx_buf == NULL || w->tx_fast == NULL ||
-        w->ls == NULL) {
+        w->rx_fast == NULL || w->ls == NULL) {
         snprintf(w->start_err, sizeof(w->start_err), "out of memory");
         return -1;
     }
@@ -548,6 +549,7 @@ worker_main(void *arg)
     knot_pkt_free(w->scratch);
     free(w->rx_buf);
     free(w->tx_fast);
+    free(w->rx_fast);
     free(w->ls);
     atomic_store(&w->exited, true);
     /* Counters outlive the loop: a scrape may still run.  The store is

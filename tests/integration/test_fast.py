@@ -4,8 +4,10 @@ exists.  Each test runs two servers on the same upstream, one where the
 fast path applies (errors, cache, forward) and one where it cannot (log
 sees every answer), and checks they answer alike, byte for byte but the
 TTLs, while `candor ctl stats` shows which one took the fast path."""
+import contextlib
 import random
 import re
+import signal
 import socket
 import threading
 import time
@@ -118,14 +120,8 @@ def test_hits_answer_as_the_normal_path(candor, upstream):
     fast, slow = servers(candor, u)
     expect = 0
     for name, kw, flags, takes in CASES:
-        q = dns.message.make_query(name, "A", **kw)
-        if flags == -1:
-            q.flags &= ~dns.flags.RD
-        elif flags != "v1":
-            q.flags |= flags
+        q = dns.message.from_wire(case_wire(name, kw, flags))
         wire = q.to_wire()
-        if flags == "v1":  # EDNS version 1: the OPT's TTL, second byte
-            wire = wire[:-5] + b"\x01" + wire[-4:]
         both(fast, slow, wire)  # the miss fills both caches
         before = fast_count(fast)
         raw = fast.raw_udp(wire)
@@ -142,6 +138,78 @@ def test_hits_answer_as_the_normal_path(candor, upstream):
             assert m.flags & dns.flags.AA  # a hit, as CoreDNS marks it
     assert fast_count(fast) == expect
     assert fast_count(slow) == 0
+
+
+def case_wire(name, kw, flags):
+    q = dns.message.make_query(name, "A", **kw)
+    if flags == -1:
+        q.flags &= ~dns.flags.RD
+    elif flags != "v1":
+        q.flags |= flags
+    wire = q.to_wire()
+    if flags == "v1":  # EDNS version 1: the OPT's TTL, second byte
+        wire = wire[:-5] + b"\x01" + wire[-4:]
+    return wire
+
+
+@contextlib.contextmanager
+def held(s):
+    """The server stopped (SIGSTOP) while the block runs, so that what it
+    sends queues up and the worker reads it in one batch."""
+    s.send_signal(signal.SIGSTOP)
+    try:
+        yield
+        time.sleep(0.05)  # loopback delivery is done by now
+    finally:
+        s.send_signal(signal.SIGCONT)
+
+
+def burst(s, wires, timeout=1.0):
+    """Send every wire while the server is held, then read until quiet:
+    {ID: normalised reply}."""
+    got = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.settimeout(timeout)
+        with held(s):
+            for wire in wires:
+                c.sendto(wire, (s.addr, s.port))
+        try:
+            while len(got) < len(wires):
+                raw = c.recv(65535)
+                got[raw[:2]] = normal(raw)
+        except socket.timeout:
+            pass
+    return got
+
+
+def test_batches_mixing_hits_and_others_answer_alike(candor, upstream):
+    """Queries of every kind in one batch: the worker reads each batch
+    whole before answering it (udp.c's two passes, the cache's
+    prefetch), so each query in a batch of hits, misses, queries the
+    fast path leaves and garbage must get its own answer, as the normal
+    path gives it, and every hit must still be a fast one."""
+    u = upstream("script", handler=handler)
+    fast, slow = servers(candor, u)
+    cases = [(case_wire(name, kw, flags), takes)
+             for name, kw, flags, takes in CASES]
+    for wire, _ in cases:
+        both(fast, slow, wire)  # the misses fill both caches
+    rng = random.Random(11)
+    fast_hits = sum(takes for _, takes in cases)
+    for rnd in range(10):
+        wires = [w for w, _ in cases] * 2
+        wires.append(dns.message.make_query("miss%d.example." % rnd,
+                                            "A").to_wire())
+        wires.append(wires[0][:15])  # a cut question: no answer
+        wires.append(bytes(rng.getrandbits(8) for _ in range(30)))
+        rng.shuffle(wires)
+        wires = [(rnd * 64 + i).to_bytes(2, "big") + w[2:]
+                 for i, w in enumerate(wires)]
+        before = fast_count(fast)
+        a, b = burst(fast, wires), burst(slow, wires)
+        assert a == b
+        assert len(a) >= len(cases) * 2 + 1
+        assert fast_count(fast) - before == fast_hits * 2
 
 
 def test_hit_counters_and_ttl_countdown(candor, upstream):
@@ -274,6 +342,30 @@ def test_wildcard_listener_answers_from_the_right_address(candor, upstream):
                 assert src == (addr, s.port)
                 assert dns.message.from_wire(data).answer
     assert fast_count(s) == 3  # all but the first: one cache
+
+    # One batch from two clients to two addresses: each answer to its
+    # own client, from its own address.
+    clients = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+               for _ in range(2)]
+    try:
+        with held(s):
+            for i in range(32):
+                q = dns.message.make_query("w.example.", "A")
+                q.id = i
+                clients[i % 2].sendto(q.to_wire(),
+                                      ("127.0.0.%d" % (1 + i % 2), s.port))
+        for k, c in enumerate(clients):
+            c.settimeout(3)
+            ids = set()
+            for _ in range(16):
+                data, src = c.recvfrom(65535)
+                assert src == ("127.0.0.%d" % (1 + k), s.port)
+                ids.add(dns.message.from_wire(data).id)
+            assert ids == set(range(k, 32, 2))
+    finally:
+        for c in clients:
+            c.close()
+    assert fast_count(s) == 3 + 32
 
 
 DNS_FAMILIES = ("coredns_dns_requests_total", "coredns_dns_responses_total",

@@ -799,6 +799,34 @@ cache_copy_fresh(const cache_conf_t *c, cache_store_t *st, const uint8_t *key,
 }
 
 
+/* The fast path's prefetch (plugin.h, fast_prefetch()): the success
+ * entry of @q, which is where a hit usually is, its key hashed once for
+ * cache_fast().  Step 0 when the batch is read, step 1 one query ahead
+ * of cache_fast(): a hit's two dependent cache misses (bucket, entry)
+ * then overlap with the work on other queries.  +3-5% answers per
+ * CPU-second at 50,000 q/s (bench/README.md). */
+void
+cache_fast_prefetch(cnd_fastq_t *q, cnd_inst_t *self, void *wdata, int step)
+{
+    const cache_conf_t *c = self->conf;
+    (void)wdata;
+    if (step == 0) {
+        if (!cache_in(&c->zones, q->qname) ||
+            cache_in(&c->no_success, q->qname)) {
+            return;
+        }
+        uint8_t key[CACHE_KEY_MAX];
+        size_t keylen = cache_key(key, q->qname, q->qtype, q->qclass, q->do_bit,
+                                  knot_wire_get_cd(q->wire));
+        q->hint = cache_hash(key, keylen);
+        q->hinted = true;
+    }
+    if (q->hinted) {
+        cache_prefetch(c->success, q->hint, step);
+    }
+}
+
+
 /* The fast path's hit (plugin.h, fast()): a fresh answer or denial, as
  * cache_query() gives it, counted for prefetch as there.  Declined, for
  * the normal path to decide: a miss, a stale entry, a remembered failure,
@@ -815,7 +843,7 @@ cache_fast(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata, uint8_t *out,
     uint8_t key[CACHE_KEY_MAX];
     size_t keylen = cache_key(key, q->qname, q->qtype, q->qclass, q->do_bit,
                               knot_wire_get_cd(q->wire));
-    uint64_t hash = cache_hash(key, keylen);
+    uint64_t hash = q->hinted ? q->hint : cache_hash(key, keylen);
     uint32_t now_s = (uint32_t)(cnd_worker_now(q->worker) / 1000);
     int type = 0, n = 0;
     if (!cache_in(&c->no_success, q->qname)) {

@@ -139,6 +139,10 @@ void cache_store_free(cache_store_t *st);
 cache_shard_t *cache_shard(cache_store_t *st, uint64_t hash);
 cache_entry_t *cache_find(cache_shard_t *sh, uint64_t hash, const uint8_t *key,
                           size_t keylen);
+/* Start loading what cache_find(@hash) will read: @step 0 the bucket,
+ * @step 1 (once that has arrived) the entry it leads to.  Only hints to
+ * the CPU; takes no lock but a free one, briefly. */
+void cache_prefetch(cache_store_t *st, uint64_t hash, int step);
 
 /* Put @e in (replacing an entry of the same key), evicting a random one
  * when the shard is full.  Locks the shard.  Returns how many entries
@@ -206,6 +210,8 @@ size_t cache_store_count(cache_store_t *st);
 int cache_worker_init(cnd_worker_t *w, cnd_inst_t *self, void **wdata);
 void cache_worker_fini(cnd_worker_t *w, cnd_inst_t *self, void *wdata);
 cnd_rc_t cache_query(cnd_req_t *r, cnd_inst_t *self);
+void cache_fast_prefetch(cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
+                         int step);
 size_t cache_fast(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
                   uint8_t *out, size_t cap);
 void cache_response(cnd_req_t *r, cnd_inst_t *self);

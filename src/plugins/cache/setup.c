@@ -431,6 +431,7 @@ const cnd_plugin_t cnd_plugin_cache = {
     .worker_fini = cache_worker_fini,
     .query = cache_query,
     .fast = cache_fast,
+    .fast_prefetch = cache_fast_prefetch,
     .response = cache_response,
     .cancel = cache_cancel,
     .ctl = cache_ctl,

@@ -149,6 +149,33 @@ cache_find(cache_shard_t *sh, uint64_t hash, const uint8_t *key, size_t keylen)
 }
 
 
+void
+cache_prefetch(cache_store_t *st, uint64_t hash, int step)
+{
+    cache_shard_t *sh = &st->shards[hash & (CACHE_SHARDS - 1)];
+    if (step == 0) {
+        /* Unlocked: a grow may swap the buckets meanwhile, and then the
+         * prefetch warms a wrong line.  A prefetch never faults. */
+        cache_entry_t **b = __atomic_load_n(&sh->buckets, __ATOMIC_RELAXED);
+        uint32_t mask = __atomic_load_n(&sh->mask, __ATOMIC_RELAXED);
+        __builtin_prefetch(&b[(hash >> 8) & mask]);
+        return;
+    }
+    /* The chain's head must be read under the lock (the buckets may be
+     * freed); the entry it names is then only prefetched.  A busy lock
+     * means another worker is in this shard: skip rather than wait. */
+    if (uv_mutex_trylock(&sh->lock) != 0) {
+        return;
+    }
+    cache_entry_t *e = sh->buckets[(hash >> 8) & sh->mask];
+    uv_mutex_unlock(&sh->lock);
+    if (e != NULL) {
+        __builtin_prefetch(e);                       /* its header */
+        __builtin_prefetch((const uint8_t *)e + 64); /* its question */
+    }
+}
+
+
 /* Do two entries answer the same key?  (Their questions were checked
  * when they were made.) */
 static bool
@@ -194,9 +221,11 @@ store_grow(cache_shard_t *sh)
             e = next;
         }
     }
-    free(sh->buckets);
-    sh->buckets = b;
-    sh->mask = nb - 1;
+    /* Atomic, for cache_prefetch()'s unlocked read. */
+    cache_entry_t **old = sh->buckets;
+    __atomic_store_n(&sh->buckets, b, __ATOMIC_RELAXED);
+    __atomic_store_n(&sh->mask, nb - 1, __ATOMIC_RELAXED);
+    free(old);
 }
 
 
