@@ -65,3 +65,25 @@ def test_bench_smoke(tmp_path):
     for label in ("echo (ceiling)", "candor -workers 1", "candor -workers 2",
                   "Unbound", "dnsdist (packet cache)", "dnsmasq", "Knot Resolver"):
         assert any(l.startswith("| %s |" % label) for l in table), label
+
+
+def test_bench_pair_smoke(tmp_path):
+    """bench/run --pair: two builds side by side (here the same one twice),
+    each round measured on both; the report has every round's ratio."""
+    out, js = tmp_path / "PAIR.md", tmp_path / "pair.json"
+    run = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "run"), "--smoke",
+         "--candor", CANDOR, "--pair", CANDOR, "--out", str(out),
+         "--json", str(js)],
+        capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, "bench/run --pair exited %d:\n%s" % (
+        run.returncode, run.stderr[-4000:])
+    rounds = json.loads(js.read_text())["rounds"]
+    assert len(rounds) == 2
+    for r in rounds:
+        assert r["A_noerror"] > 0 and r["B_noerror"] > 0, r
+        assert r["ratio"] > 0, r
+    text = out.read_text()
+    assert text.startswith("# candor A/B, paired, smoke run")
+    assert text == run.stdout
+    assert "| 2 |" in text and "B/A: median" in text
