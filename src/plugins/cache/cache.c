@@ -803,8 +803,8 @@ cache_copy_fresh(const cache_conf_t *c, cache_store_t *st, const uint8_t *key,
  * entry of @q, which is where a hit usually is, its key hashed once for
  * cache_fast().  Step 0 when the batch is read, step 1 one query ahead
  * of cache_fast(): a hit's two dependent cache misses (bucket, entry)
- * then overlap with the work on other queries.  +3-5% answers per
- * CPU-second at 50,000 q/s (bench/README.md). */
+ * then overlap with the work on other queries.  About 2.5% more
+ * answers per CPU-second at 50,000 q/s (bench/README.md). */
 void
 cache_fast_prefetch(cnd_fastq_t *q, cnd_inst_t *self, void *wdata, int step)
 {
