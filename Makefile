@@ -21,7 +21,9 @@ BUILD := build
 VFLAGS := -O2 -g
 endif
 
-COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The commit, "-dirty" when tracked files differ from it.
+COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(shell \
+        git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
 CFLAGS ?=
 CPPFLAGS := -Isrc -D_GNU_SOURCE -DCND_COMMIT=\"$(COMMIT)\" \
             $(shell pkg-config --cflags $(PKGS))
