@@ -55,7 +55,7 @@ static const main_flag_t main_flags[] = {
     {"validate", FLAG_BOOL, F(validate),
      "check the Corefile and exit: 0 valid, 1 not"},
     {"workers", FLAG_UINT, F(opts.workers),
-     "worker threads (default: one per CPU)"},
+     "worker threads (default: one per CPU this process can use)"},
     {"tcp.max_conns", FLAG_UINT, F(opts.tcp_max_conns),
      "TCP connections per worker (default 1024)"},
     {"ctl", FLAG_STR, F(opts.ctl_path),

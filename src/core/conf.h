@@ -31,7 +31,7 @@
 typedef struct cnd_opts_s {
     const char *conf_file;  /* -conf, or NULL                     */
     uint16_t dns_port;      /* -dns.port: default port of dns://  */
-    unsigned workers;       /* -workers, 0 = one per CPU          */
+    unsigned workers;       /* -workers, 0 = one per usable CPU   */
     unsigned tcp_max_conns; /* -tcp.max_conns, per worker          */
     bool quiet;             /* -quiet                             */
     const char *ctl_path;   /* -ctl: control socket, NULL default */

@@ -31,6 +31,7 @@
 
 #include "core/ctl.h"
 #include "core/internal.h"
+#include "util/cpus.h"
 #include "util/log.h"
 
 #ifndef CND_VERSION
@@ -536,11 +537,31 @@ server_worker_exit(void)
 }
 
 
+/* The worker count: -workers, else one per CPU this process can use
+ * (util/cpus.h), at most 64.  More workers than usable CPUs take turns
+ * on them and pay for it in wake-ups: say so, and how to fix it. */
 static unsigned
-server_cpus(void)
+server_workers(const cnd_opts_t *opts)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+    cnd_cpus_t c;
+    cnd_cpus("", &c);
+    if (opts->workers == 0) {
+        return c.usable > 64 ? 64 : c.usable;
+    }
+    if (opts->workers > c.usable) {
+        char lim[320] = "no cgroup CPU limit";
+        if (c.limit > 0) {
+            snprintf(lim, sizeof(lim), "cgroup limit %.2f in %s", c.limit,
+                     c.limit_file);
+        }
+        CND_LOG_WARN("-workers %u, but this process can use %u CPU%s "
+                     "(affinity mask %u, %s): workers that share a CPU "
+                     "answer fewer queries per CPU-second. Fix: -workers "
+                     "%u, or leave -workers out for one per usable CPU",
+                     opts->workers, c.usable, c.usable == 1 ? "" : "s",
+                     c.affinity, lim, c.usable);
+    }
+    return opts->workers;
 }
 
 
@@ -555,7 +576,7 @@ cnd_server_run(const cnd_opts_t *opts, cnd_conf_t *conf, const char *pidfile)
     s.opts = opts;
     s.conf = conf;
     s.loop = uv_default_loop();
-    s.nworkers = opts->workers != 0 ? opts->workers : server_cpus();
+    s.nworkers = server_workers(opts);
     s.workers = calloc(s.nworkers, sizeof(*s.workers));
     server_self = &s;
     if (s.workers == NULL) {

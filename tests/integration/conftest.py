@@ -52,7 +52,7 @@ class Server:
     """A running candor process."""
 
     def __init__(self, corefile, workdir, addr=None, port=None, args=(),
-                 env=None, wait=True):
+                 env=None, wait=True, preexec_fn=None):
         self.addr = addr or free_addr()
         self.port = port or free_port(self.addr)
         self.workdir = str(workdir)
@@ -78,7 +78,7 @@ class Server:
         self.proc = subprocess.Popen(
             [CANDOR, "-conf", self.conf] + args,
             cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=penv, text=True)
+            env=penv, text=True, preexec_fn=preexec_fn)
         self._readers = [
             threading.Thread(target=self._read, args=(self.proc.stdout, self.lines), daemon=True),
             threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
