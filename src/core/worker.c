@@ -491,7 +491,8 @@ worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
     w->tx_fast = malloc(sizeof(*w->tx_fast) * CND_UDP_BATCH);
     w->rx_fast = malloc(sizeof(*w->rx_fast) * CND_UDP_BATCH);
     w->metrics = cnd_mstore_new();
-    if (w->metrics == NULL || cnd_metrics_add_store(w->metrics) != 0) {
+    if (w->rx_buf == NULL || w->tx_fast == NULL || w->rx_fast == NULL ||
+        w->metrics == NULL || cnd_metrics_add_store(w->metrics) != 0) {
         snprintf(w->start_err, sizeof(w->start_err), "out of memory");
         return -1;
     }
