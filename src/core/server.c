@@ -6,8 +6,10 @@
  * use or an address that does not exist is reported at start with
  * CoreDNS's message and exit 1.  Each listen address gets, per worker, one
  * UDP and one TCP socket with SO_REUSEPORT; the kernel spreads queries and
- * connections over them.  A first bind without SO_REUSEPORT checks that
- * no other process holds the port (another server with SO_REUSEPORT would
+ * connections over them.  With more workers than usable CPUs, the
+ * workers beyond them share the UDP sockets of the first ones
+ * (server_bind).  A first bind without SO_REUSEPORT checks that no other
+ * process holds the port (another server with SO_REUSEPORT would
  * otherwise silently share it).
  *
  * Then the main thread runs its own loop for signals, as CoreDNS's caddy
@@ -20,6 +22,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,6 +55,7 @@ typedef struct {
     cnd_conf_t *conf;
     cnd_worker_t *workers;
     unsigned nworkers;
+    unsigned nudp; /* UDP sockets per listener: min(workers, usable CPUs) */
     uv_loop_t *loop;
     uv_signal_t sig[5];
     uv_timer_t lameduck;
@@ -175,6 +179,19 @@ server_socks_close(server_t *s, size_t n)
 }
 
 
+/* A UDP socket for worker @w, which has no CPU of its own: a descriptor
+ * of worker (w mod nudp)'s socket for listener @i.  Two workers that take
+ * turns on one CPU and each wait on a socket of their own both wake up,
+ * each to half the batch; on one socket, whichever runs reads it all.
+ * bench/README.md: two workers on one CPU, 7% more answers per
+ * CPU-second this way. */
+static int
+server_udp_share(const server_t *s, unsigned w, size_t i)
+{
+    return fcntl(s->workers[w % s->nudp].socks[i].udp_fd, F_DUPFD_CLOEXEC, 0);
+}
+
+
 /* Every worker's sockets for every listener of @cf that @old does not
  * have (at start, @old is NULL), in each worker's socks, or -1 with @err
  * set and nothing left open. */
@@ -212,7 +229,12 @@ server_bind(server_t *s, const cnd_conf_t *cf, const cnd_conf_t *old, char *err,
         for (unsigned w = 0; w < s->nworkers; w++) {
             cnd_wsock_t *ws = &s->workers[w].socks[i];
             ws->wildcard = cnd_addr_is_any(&l->addr);
-            ws->udp_fd = server_socket(l, SOCK_DGRAM, true, err, errlen);
+            if (w < s->nudp) {
+                ws->udp_fd = server_socket(l, SOCK_DGRAM, true, err, errlen);
+            } else if ((ws->udp_fd = server_udp_share(s, w, i)) < 0) {
+                snprintf(err, errlen, "cannot share a UDP socket: %s",
+                         strerror(errno));
+            }
             if (ws->udp_fd >= 0) {
                 ws->tcp_fd = server_socket(l, SOCK_STREAM, true, err, errlen);
             }
@@ -538,17 +560,18 @@ server_worker_exit(void)
 
 
 /* The worker count: -workers, else one per CPU this process can use
- * (util/cpus.h), at most 64.  More workers than usable CPUs take turns
- * on them and pay for it in wake-ups: say so, and how to fix it. */
-static unsigned
-server_workers(const cnd_opts_t *opts)
+ * (util/cpus.h), at most 64; and one UDP socket per listener for each
+ * worker that has a CPU.  More workers than usable CPUs take turns on
+ * them and pay for it in wake-ups: say so, and how to fix it. */
+static void
+server_workers(server_t *s, const cnd_opts_t *opts)
 {
     cnd_cpus_t c;
     cnd_cpus("", &c);
-    if (opts->workers == 0) {
-        return c.usable > 64 ? 64 : c.usable;
-    }
-    if (opts->workers > c.usable) {
+    unsigned usable = c.usable > 64 ? 64 : c.usable;
+    s->nworkers = opts->workers != 0 ? opts->workers : usable;
+    s->nudp = s->nworkers < usable ? s->nworkers : usable;
+    if (s->nworkers > c.usable) {
         char lim[320] = "no cgroup CPU limit";
         if (c.limit > 0) {
             snprintf(lim, sizeof(lim), "cgroup limit %.2f in %s", c.limit,
@@ -561,7 +584,6 @@ server_workers(const cnd_opts_t *opts)
                      opts->workers, c.usable, c.usable == 1 ? "" : "s",
                      c.affinity, lim, c.usable);
     }
-    return opts->workers;
 }
 
 
@@ -576,7 +598,7 @@ cnd_server_run(const cnd_opts_t *opts, cnd_conf_t *conf, const char *pidfile)
     s.opts = opts;
     s.conf = conf;
     s.loop = uv_default_loop();
-    s.nworkers = server_workers(opts);
+    server_workers(&s, opts);
     s.workers = calloc(s.nworkers, sizeof(*s.workers));
     server_self = &s;
     if (s.workers == NULL) {

@@ -2,12 +2,13 @@
 /*
  * core/udp.c - UDP listeners: batched receive and send.
  *
- * Each worker has its own SO_REUSEPORT socket per listen address, watched
- * with uv_poll so the worker reads a batch with one recvmmsg() and sends
- * the answers of a loop turn with one sendmmsg() per socket (the Redis
- * "before sleep" pattern: the flush runs in the loop's prepare and check
- * phases).  A socket bound to the wildcard address answers from the
- * address the query came to, read from IP_PKTINFO / IPV6_PKTINFO.
+ * Each worker has its own SO_REUSEPORT socket per listen address (shared
+ * with the workers beyond the usable CPUs, server.c), watched with uv_poll so
+ * the worker reads a batch with one recvmmsg() and sends the answers of a loop
+ * turn with one sendmmsg() per socket (the Redis "before sleep" pattern: the
+ * flush runs in the loop's prepare and check phases).  A socket bound to the
+ * wildcard address answers from the address the query came to, read from
+ * IP_PKTINFO / IPV6_PKTINFO.
  *
  * Under load a worker with a single UDP socket waits for the next batch
  * in recvmmsg() itself rather than in epoll_wait() (udp_wait): two

@@ -3,7 +3,8 @@
  * core/worker.h - what plugins may use of a worker.
  *
  * A worker is one thread with one libuv loop, its own listening sockets
- * (SO_REUSEPORT), its own request pool and its own copy of every plugin's
+ * (SO_REUSEPORT; UDP ones shared when there are more workers than CPUs,
+ * server.c), its own request pool and its own copy of every plugin's
  * worker data.  Plugins arm timers and open upstream sockets on the loop
  * of the worker that runs the request, never on another's.
  */

@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: MIT
 """The worker count: without -workers, one worker per CPU the process can
 use (its affinity mask, lowered to its cgroup's CPU limit); with more
-workers than that, a warning that says why and how to fix it.
+workers than that, a warning that says why and how to fix it, and the
+workers beyond the usable CPUs share the UDP sockets of the others.
 
 Workers are counted by their thread names (candor-w0, candor-w1, ...).
 The cgroup tests make a cgroup of their own (v1 cpu controller or v2
 cpu.max, whichever the machine has) and need root."""
 import os
+import socket
+import struct
 import time
 
 import pytest
@@ -28,6 +31,14 @@ def workers(s):
         with open(os.path.join(task, tid, "comm")) as f:
             names.append(f.read().strip())
     return sorted(n for n in names if n.startswith("candor-w"))
+
+
+def udp_sockets(s):
+    """The UDP sockets bound to the server's address and port, by inode."""
+    want = "%08X:%04X" % (struct.unpack("<I", socket.inet_aton(s.addr))[0],
+                          s.port)
+    with open("/proc/net/udp") as f:
+        return sorted(l.split()[9] for l in f if l.split()[1] == want)
 
 
 def pinned(cpus, then=None):
@@ -52,6 +63,8 @@ def test_default_is_one_worker_per_cpu_of_the_affinity_mask(candor):
     assert one.query("example.org").rcode() == 0
     two = candor(BASIC, preexec_fn=pinned(two_cpus()))
     assert workers(two) == ["candor-w0", "candor-w1"]
+    assert len(udp_sockets(one)) == 1
+    assert len(udp_sockets(two)) == 2
     for s in (one, two):
         assert not any("WARNING" in l for l in s.log()), s.log()
 
@@ -60,14 +73,21 @@ def test_more_workers_than_cpus_are_started_with_a_warning(candor):
     cpu = {min(os.sched_getaffinity(0))}
     s = candor(BASIC, args=["-workers", "2"], preexec_fn=pinned(cpu))
     assert workers(s) == ["candor-w0", "candor-w1"]
+    assert len(udp_sockets(s)) == 1  # shared: whichever runs reads it all
     line = s.wait_log(lambda l: l.startswith("[WARNING]"))
     assert line.startswith(WARNING + "(affinity mask 1, "), line
     assert line.endswith(": workers that share a CPU answer fewer queries "
                          "per CPU-second. Fix: -workers 1, or leave -workers "
                          "out for one per usable CPU"), line
-    assert s.query("example.org").rcode() == 0
+    for i in range(50):  # both workers read it; every query is answered
+        assert s.query("q%d.example.org" % i).rcode() == 0
     ok = candor(BASIC, args=["-workers", "1"], preexec_fn=pinned(cpu))
     assert not any("WARNING" in l for l in ok.log()), ok.log()
+    # Three workers on two CPUs: the third shares the first one's socket.
+    three = candor(BASIC, args=["-workers", "3"], preexec_fn=pinned(two_cpus()))
+    assert len(workers(three)) == 3 and len(udp_sockets(three)) == 2
+    assert three.wait_log(lambda l: l.startswith("[WARNING]")).startswith(
+        "[WARNING] -workers 3, but this process can use 2 CPUs ")
 
 
 # ---- cgroup CPU limits -----------------------------------------------------
