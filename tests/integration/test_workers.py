@@ -8,11 +8,14 @@ Workers are counted by their thread names (candor-w0, candor-w1, ...).
 The cgroup tests make a cgroup of their own (v1 cpu controller or v2
 cpu.max, whichever the machine has) and need root."""
 import os
+import signal
 import socket
 import struct
 import time
 
 import pytest
+
+from conftest import free_port
 
 BASIC = """\
 .:@PORT@ {
@@ -179,3 +182,20 @@ def test_default_workers_follow_the_cgroup_cpu_limit(cgroup, candor):
     line = over.wait_log(lambda l: l.startswith("[WARNING]"))
     assert line.startswith(WARNING + "(affinity mask 2, cgroup limit 1.00 "
                            "in %s): " % limit), line
+
+
+def test_shared_sockets_follow_reloads(candor):
+    """Listeners added by a reload are shared the same way, and a removed
+    one is closed by every worker: no descriptor keeps its port bound."""
+    s = candor(BASIC, args=["-workers", "2"],
+               preexec_fn=pinned({min(os.sched_getaffinity(0))}))
+    old = s.port
+    s.port = free_port(s.addr)
+    with open(s.conf, "w") as f:
+        f.write(s.subst(BASIC))
+    s.send_signal(signal.SIGUSR1)
+    s.wait_log(lambda l: l == "[INFO] Reloading complete")
+    assert s.query("example.org").rcode() == 0
+    assert len(udp_sockets(s)) == 1
+    s.port = old
+    assert udp_sockets(s) == []
