@@ -194,7 +194,12 @@ test_cases(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const cpus_case_t *tc = &cases[i];
-        char root[] = "/tmp/cnd-cpus-XXXXXX";
+        /* mkdtemp(3) replaces the six X of its template with a unique
+         * name: each case gets a fresh root under $TMPDIR or /tmp. */
+        const char *tmp = getenv("TMPDIR");
+        char root[512];
+        snprintf(root, sizeof(root), "%s/cnd-cpus-XXXXXX",
+                 tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
         assert_non_null(mkdtemp(root));
         for (const cpus_file_t *f = tc->files; f->path != NULL; f++) {
             write_file(root, f->path, f->text);
