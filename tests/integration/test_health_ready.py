@@ -322,7 +322,8 @@ def _reload(s, text, n):
         f.write(s.subst(text))
     s.send_signal(signal.SIGUSR1)
     assert wait_for(lambda: sum(l == "[INFO] Reloading complete"
-                                for l in s.log()) >= n, timeout=5), s.log()
+                                for l in s.log()) >= n, timeout=5), \
+        "\n".join(["no reload %d in 5 s; log:" % n] + s.log() + s.err)
 
 
 def test_reload_keeps_endpoints_up_and_moves_them(candor):
