@@ -315,6 +315,39 @@ cnd_msg_bare_reply(const uint8_t *q, size_t qsize, uint16_t rcode, uint8_t *out,
 }
 
 
+cnd_reply_check_t
+cnd_msg_check_reply(const uint8_t *q, size_t qlen, const uint8_t *reply,
+                    size_t rlen)
+{
+    if (rlen < WIRE_HDR || !knot_wire_get_qr(reply) || qlen < WIRE_HDR) {
+        return CND_REPLY_MALFORMED;
+    }
+    if (knot_wire_get_id(reply) != knot_wire_get_id(q)) {
+        return CND_REPLY_WRONG_ID;
+    }
+    uint16_t qd = knot_wire_get_qdcount(reply);
+    if (qd == 0) {
+        uint8_t rcode = knot_wire_get_rcode(reply);
+        return rcode == KNOT_RCODE_FORMERR || rcode == KNOT_RCODE_NOTIMPL
+                   ? CND_REPLY_OK
+                   : CND_REPLY_NO_QUESTION;
+    }
+    /* The first name of a message has nothing before it to point to:
+     * no compression (libknot's check without a packet refuses it). */
+    int rn = knot_dname_wire_check(reply + WIRE_HDR, reply + rlen, NULL);
+    int qn = knot_dname_wire_check(q + WIRE_HDR, q + qlen, NULL);
+    if (rn <= 0 || WIRE_HDR + (size_t)rn + 4 > rlen) {
+        return CND_REPLY_MALFORMED;
+    }
+    if (qd != 1 || qn <= 0 || WIRE_HDR + (size_t)qn + 4 > qlen ||
+        !knot_dname_is_case_equal(reply + WIRE_HDR, q + WIRE_HDR) ||
+        memcmp(reply + WIRE_HDR + rn, q + WIRE_HDR + qn, 4) != 0) {
+        return CND_REPLY_WRONG_QUESTION;
+    }
+    return CND_REPLY_OK;
+}
+
+
 cnd_resp_type_t
 cnd_msg_typify(const uint8_t *wire, size_t len)
 {

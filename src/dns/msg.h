@@ -110,6 +110,24 @@ int cnd_msg_add_option(const uint8_t *q, size_t len, uint16_t code,
                        const uint8_t *data, uint16_t dlen, uint16_t payload,
                        uint8_t *out, size_t outcap);
 
+/* Whether a reply answers a query, and if not, why. */
+typedef enum {
+    CND_REPLY_OK = 0,
+    CND_REPLY_MALFORMED,      /* shorter than a header, QR clear, or a
+                                 question that does not parse          */
+    CND_REPLY_WRONG_ID,       /* another ID                            */
+    CND_REPLY_NO_QUESTION,    /* QDCOUNT 0, not a FORMERR or NOTIMP    */
+    CND_REPLY_WRONG_QUESTION, /* another name, type or class, or QD > 1 */
+} cnd_reply_check_t;
+
+/* Does @reply (@rlen bytes) answer query @q (@qlen bytes, a header and
+ * one question)?  Its ID, and its question's name (in any case), type
+ * and class must be the query's.  A FORMERR or NOTIMP without a
+ * question is taken too (old servers answer EDNS so); whoever calls
+ * checks that it came from the address and port asked. */
+cnd_reply_check_t cnd_msg_check_reply(const uint8_t *q, size_t qlen,
+                                      const uint8_t *reply, size_t rlen);
+
 /* What kind of answer a message is (CoreDNS's response.Typify). */
 typedef enum {
     CND_RESP_NOERROR = 0, /* NOERROR with answers                  */

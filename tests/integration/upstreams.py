@@ -31,6 +31,11 @@ RD (except where a mode says otherwise).  Modes:
   script          opt `handler(query, proto) -> bytes | Message | None`,
                   proto "udp" or "tcp"; None sends nothing.  Bytes are sent
                   as they are (over TCP with the 2-byte length in front).
+                  A list of them sends each in turn.
+
+Every mode takes opt `copies` (default 1): each reply is sent that many
+times, back to back (duplicates, as a flapping path delivers them); with
+"slow" the copies go after the delay.
 
 The mode and options may be changed while running with set_mode(): the
 next query sees them (handy for "upstream recovers" tests).
@@ -38,7 +43,8 @@ next query sees them (handy for "upstream recovers" tests).
 Counters (thread-safe): udp_queries, tcp_queries count well-formed queries
 received (QR clear, parsed by dnspython); `malformed` counts the rest (they
 are otherwise ignored); `queries` is the list of (proto, Message);
-tcp_connections counts accepted TCP connections.  Only loopback addresses
+tcp_connections counts accepted TCP connections; `replies` counts the
+messages sent (wait_replies() waits for them).  Only loopback addresses
 are accepted.
 """
 import ipaddress
@@ -170,6 +176,7 @@ class FakeUpstream:
             self.tcp_queries = 0
             self.tcp_connections = 0
             self.malformed = 0
+            self.replies = 0
             self.queries = []
 
     @property
@@ -185,6 +192,17 @@ class FakeUpstream:
                 return True
             time.sleep(0.01)
         return self.total_queries >= n
+
+    def wait_replies(self, n, timeout=10.0):
+        """Wait until at least n replies went out; True if so."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.replies >= n:
+                    return True
+            time.sleep(0.01)
+        with self._lock:
+            return self.replies >= n
 
     def qnames(self):
         """The question names received so far, as text, in order."""
@@ -390,15 +408,24 @@ class FakeUpstream:
             with self._lock:
                 self.errors.append(e)
             return
-        if wire is not None:
-            send(wire)
+        if wire is None:
+            return
+        for one in wire if isinstance(wire, list) else [wire]:
+            for _ in range(int(opts.get("copies", 1))):
+                send(one)
+                with self._lock:
+                    self.replies += 1
 
     # ---- replies ---------------------------------------------------------
 
     def build(self, q, proto, mode, opts):
-        """The reply's wire bytes for query q, or None for no reply."""
+        """The reply's wire bytes for query q, a list of them, or None for
+        no reply."""
         if mode == "script":
             out = opts["handler"](q, proto)
+            if isinstance(out, list):
+                return [m if isinstance(m, (bytes, bytearray)) else m.to_wire()
+                        for m in out]
             if out is None or isinstance(out, (bytes, bytearray)):
                 return out
             return out.to_wire()

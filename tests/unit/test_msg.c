@@ -310,6 +310,76 @@ test_durations(void **state)
 }
 
 
+/* A reply answers a query only with its ID and question (any case);
+ * FORMERR and NOTIMP may come without a question. */
+static void
+test_check_reply(void **state)
+{
+    (void)state;
+    uint8_t q[512], r[512];
+    size_t qlen = make_answer(q, sizeof(q), 0, false);
+    knot_wire_clear_qr(q);
+    size_t rlen = make_answer(r, sizeof(r), 2, false);
+    assert_int_equal(cnd_msg_check_reply(q, qlen, r, rlen), CND_REPLY_OK);
+
+    /* the name in another case */
+    r[KNOT_WIRE_HEADER_SIZE + 1] = 'B';
+    assert_int_equal(cnd_msg_check_reply(q, qlen, r, rlen), CND_REPLY_OK);
+    /* another name */
+    r[KNOT_WIRE_HEADER_SIZE + 1] = 'c';
+    assert_int_equal(cnd_msg_check_reply(q, qlen, r, rlen),
+                     CND_REPLY_WRONG_QUESTION);
+    r[KNOT_WIRE_HEADER_SIZE + 1] = 'b';
+    /* another type, another class ("big.test." is 10 bytes) */
+    size_t qt = KNOT_WIRE_HEADER_SIZE + 10;
+    r[qt + 1] = KNOT_RRTYPE_AAAA;
+    assert_int_equal(cnd_msg_check_reply(q, qlen, r, rlen),
+                     CND_REPLY_WRONG_QUESTION);
+    r[qt + 1] = KNOT_RRTYPE_A;
+    r[qt + 3] = KNOT_CLASS_CH;
+    assert_int_equal(cnd_msg_check_reply(q, qlen, r, rlen),
+                     CND_REPLY_WRONG_QUESTION);
+    r[qt + 3] = KNOT_CLASS_IN;
+    /* two questions */
+    knot_wire_set_qdcount(r, 2);
+    assert_int_equal(cnd_msg_check_reply(q, qlen, r, rlen),
+                     CND_REPLY_WRONG_QUESTION);
+    knot_wire_set_qdcount(r, 1);
+    /* another ID; QR clear; too short; a name running off the end */
+    knot_wire_set_id(r, 0x4321);
+    assert_int_equal(cnd_msg_check_reply(q, qlen, r, rlen), CND_REPLY_WRONG_ID);
+    knot_wire_set_id(r, 0x1234);
+    knot_wire_clear_qr(r);
+    assert_int_equal(cnd_msg_check_reply(q, qlen, r, rlen),
+                     CND_REPLY_MALFORMED);
+    knot_wire_set_qr(r);
+    assert_int_equal(cnd_msg_check_reply(q, qlen, r, 11), CND_REPLY_MALFORMED);
+    assert_int_equal(cnd_msg_check_reply(q, qlen, r, KNOT_WIRE_HEADER_SIZE + 5),
+                     CND_REPLY_MALFORMED);
+    /* no question: only FORMERR and NOTIMP pass */
+    uint8_t bare[KNOT_WIRE_HEADER_SIZE];
+    memcpy(bare, r, sizeof(bare));
+    knot_wire_set_qdcount(bare, 0);
+    knot_wire_set_ancount(bare, 0);
+    static const struct {
+        uint8_t rcode;
+        cnd_reply_check_t want;
+    } bare_cases[] = {
+        {KNOT_RCODE_NOERROR, CND_REPLY_NO_QUESTION},
+        {KNOT_RCODE_NXDOMAIN, CND_REPLY_NO_QUESTION},
+        {KNOT_RCODE_SERVFAIL, CND_REPLY_NO_QUESTION},
+        {KNOT_RCODE_REFUSED, CND_REPLY_NO_QUESTION},
+        {KNOT_RCODE_FORMERR, CND_REPLY_OK},
+        {KNOT_RCODE_NOTIMPL, CND_REPLY_OK},
+    };
+    for (size_t i = 0; i < sizeof(bare_cases) / sizeof(bare_cases[0]); i++) {
+        knot_wire_set_rcode(bare, bare_cases[i].rcode);
+        assert_int_equal(cnd_msg_check_reply(q, qlen, bare, sizeof(bare)),
+                         bare_cases[i].want);
+    }
+}
+
+
 int
 main(void)
 {
@@ -324,6 +394,7 @@ main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_ede_priority),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_check_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

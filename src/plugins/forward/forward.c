@@ -141,6 +141,24 @@ static const cnd_mfamily_t fwd_m_received = {
     NULL,
     0};
 
+static const char *const fwd_l_to_reason[] = {"to", "reason", NULL};
+static const cnd_mfamily_t fwd_m_rejected = {
+    "candor_forward_replies_rejected_total",
+    "Replies from each upstream that were read and dropped, by reason: "
+    "late (no query waits for it), wrong_id, wrong_question, no_question, "
+    "malformed.",
+    CND_METRIC_COUNTER,
+    fwd_l_to_reason,
+    NULL,
+    0};
+static const char *const fwd_reject_names[FWD_REJ_COUNT] = {
+    [FWD_REJ_LATE] = "late",
+    [FWD_REJ_WRONG_ID] = "wrong_id",
+    [FWD_REJ_WRONG_QUESTION] = "wrong_question",
+    [FWD_REJ_NO_QUESTION] = "no_question",
+    [FWD_REJ_MALFORMED] = "malformed",
+};
+
 static void fwd_send_next(fwd_ctx_t *x);
 static void fwd_finish(fwd_ctx_t *x, cnd_rc_t rc);
 static void fwd_try_done(fwd_try_t *t, fwd_result_t res, const uint8_t *wire,
@@ -372,6 +390,18 @@ fwd_count_conn(fwd_worker_t *fw, const fwd_upstream_t *up, fwd_proto_t proto,
     int p = proto == FWD_TLS ? 2 : proto == FWD_TCP ? 1 : 0;
     cnd_counter_add(hit ? wu->conn_hit[p] : wu->conn_miss[p], 1);
     cnd_counter_add(hit ? wu->conn_hit_legacy[p] : wu->conn_miss_legacy[p], 1);
+}
+
+
+void
+fwd_count_rejected(fwd_worker_t *fw, const fwd_upstream_t *up, fwd_reject_t why)
+{
+    fwd_wup_t *wu = &fw->wups[up->index];
+    if (wu->rejected[why] == NULL) {
+        wu->rejected[why] = cnd_metric_series(
+            fw->store, &fwd_m_rejected, up->name, fwd_reject_names[why], NULL);
+    }
+    cnd_counter_add(wu->rejected[why], 1);
 }
 
 
@@ -666,21 +696,6 @@ fwd_unlink(fwd_ctx_t *x, fwd_try_t *t)
 }
 
 
-/* Does the reply answer our query?  ID and address were checked by the
- * socket and net.c; here the question. */
-static bool
-fwd_same_question(const cnd_req_t *r, knot_pkt_t *pkt)
-{
-    if (knot_wire_get_qdcount(pkt->wire) == 0) {
-        /* A question-less error (FORMERR from an old server). */
-        return knot_wire_get_rcode(pkt->wire) != KNOT_RCODE_NOERROR;
-    }
-    return knot_pkt_qtype(pkt) == r->qtype &&
-           knot_pkt_qclass(pkt) == r->qclass &&
-           knot_dname_is_case_equal(knot_pkt_qname(pkt), r->qname);
-}
-
-
 /* A reply that matched: take it, or move on (failover, TC, next). */
 static void
 fwd_reply(fwd_ctx_t *x, fwd_try_t *t, const uint8_t *wire, size_t len)
@@ -698,14 +713,11 @@ fwd_reply(fwd_ctx_t *x, fwd_try_t *t, const uint8_t *wire, size_t len)
         return;
     }
     int prc = knot_pkt_parse(pkt, 0);
-    if ((prc != KNOT_EOK && prc != KNOT_ETRAIL) || !fwd_same_question(r, pkt)) {
-        /* net.c checked the ID; a reply that does not parse or asks
-         * something else is not ours: count it, keep waiting. */
-        if (prc != KNOT_EOK && prc != KNOT_ETRAIL) {
-            o->garbage++;
-        } else {
-            o->bad_question++;
-        }
+    if (prc != KNOT_EOK && prc != KNOT_ETRAIL) {
+        /* net.c checked the ID and the question; a reply whose records
+         * do not parse is no answer either: count it, keep waiting. */
+        o->garbage++;
+        fwd_count_rejected(x->fw, t->up, FWD_REJ_MALFORMED);
         return;
     }
     uint16_t rcode = knot_wire_get_rcode(wire);
@@ -770,8 +782,9 @@ fwd_try_done(fwd_try_t *t, fwd_result_t res, const uint8_t *wire, size_t len)
     fwd_ctx_t *x = t->arg;
     fwd_outcome_t *o = &x->out[t->up->index];
     o->bad_id += (uint16_t)t->bad_id;
+    o->bad_question += (uint16_t)t->bad_question;
     o->garbage += (uint16_t)t->garbage;
-    t->bad_id = t->garbage = 0;
+    t->bad_id = t->bad_question = t->garbage = 0;
     switch (res) {
     case FWD_OK:
         fwd_reply(x, t, wire, len);

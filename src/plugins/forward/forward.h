@@ -123,6 +123,16 @@ typedef enum {
     FWD_ERROR,   /* refused, unreachable, reset, TLS...            */
 } fwd_result_t;
 
+/* Why a reply was dropped (candor_forward_replies_rejected_total). */
+typedef enum {
+    FWD_REJ_LATE = 0,       /* no query waits for it any more          */
+    FWD_REJ_WRONG_ID,       /* queries wait, none with this ID         */
+    FWD_REJ_WRONG_QUESTION, /* the ID, but another name, type or class */
+    FWD_REJ_NO_QUESTION,    /* the ID, no question, not FORMERR/NOTIMP */
+    FWD_REJ_MALFORMED,      /* not a DNS reply at all                  */
+    FWD_REJ_COUNT
+} fwd_reject_t;
+
 /* Whoever owns a try: a query (forward.c) or a health check (health.c). */
 typedef struct fwd_owner_s {
     void (*done)(fwd_try_t *t, fwd_result_t res, const uint8_t *wire,
@@ -195,7 +205,8 @@ struct fwd_wup_s {
     cnd_series_t *hc_fail_legacy;
     cnd_series_t *conn_hit[3], *conn_miss[3];
     cnd_series_t *conn_hit_legacy[3], *conn_miss_legacy[3];
-    cnd_series_t *sent, *received; /* candor_forward_packets_*        */
+    cnd_series_t *sent, *received;         /* candor_forward_packets_*        */
+    cnd_series_t *rejected[FWD_REJ_COUNT]; /* by reason, on first use */
 };
 
 /* What happened with one upstream during one query: the failure text is
@@ -264,6 +275,9 @@ void fwd_worker_maybe_free(fwd_worker_t *fw);
 void fwd_count_sent(fwd_worker_t *fw, const fwd_try_t *t);
 void fwd_count_conn(fwd_worker_t *fw, const fwd_upstream_t *up,
                     fwd_proto_t proto, bool hit);
+/* Count a reply from @up dropped for @why. */
+void fwd_count_rejected(fwd_worker_t *fw, const fwd_upstream_t *up,
+                        fwd_reject_t why);
 extern const cnd_mfamily_t fwd_m_hc_failures, fwd_m_hc_failures_legacy;
 
 /* The protocol's name for texts: "udp", "tcp", "tls". */

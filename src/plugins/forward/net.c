@@ -47,6 +47,9 @@
 #define NET_PORTS     8
 #define NET_PORT_USES 1024
 #define NET_PORT_AGE  (30 * (uint64_t)CND_NS_PER_SEC)
+/* Ended tries whose IDs a port remembers, to tell a late reply from a
+ * wrong one. */
+#define NET_PORT_GONE 16
 
 /* A UDP socket to one upstream, shared by the tries sent on it.  Worker
  * lifetime (malloc); freed when its poll handle has closed. */
@@ -61,6 +64,9 @@ struct fwd_port_s {
     uint64_t born_ns;
     bool retired;     /* takes no new query                   */
     fwd_port_t *next; /* the upstream's list, while not retired */
+    /* IDs of its latest tries that ended: a reply with one is late */
+    uint16_t gone[NET_PORT_GONE];
+    unsigned ngone;
 };
 
 /* A TCP or TLS connection to one upstream.  Worker lifetime. */
@@ -299,23 +305,59 @@ net_looks_like_dns(const uint8_t *wire, size_t len)
 }
 
 
-/* A reply: right ID and a header, else dropped and counted. */
+/* Count a reply dropped for @why, on the try it was meant for (for the
+ * failure text; NULL when none) and in the upstream's metric. */
+static void
+net_reject(fwd_worker_t *fw, fwd_upstream_t *up, fwd_try_t *t, fwd_reject_t why)
+{
+    if (t != NULL) {
+        switch (why) {
+        case FWD_REJ_WRONG_ID:
+            t->bad_id++;
+            break;
+        case FWD_REJ_WRONG_QUESTION:
+        case FWD_REJ_NO_QUESTION:
+            t->bad_question++;
+            break;
+        case FWD_REJ_MALFORMED:
+            t->garbage++;
+            break;
+        default:
+            break;
+        }
+    }
+    fwd_count_rejected(fw, up, why);
+}
+
+
+/* A reply on @t's socket or connection: it must carry the try's ID and
+ * question (dns/msg.h), else it is dropped and counted and the try goes
+ * on waiting. */
 static void
 net_reply(fwd_try_t *t, const uint8_t *wire, size_t len)
 {
-    if (len < KNOT_WIRE_HEADER_SIZE || !knot_wire_get_qr(wire)) {
-        t->garbage++;
-        return;
-    }
-    if (knot_wire_get_id(wire) != t->id) {
-        if (net_looks_like_dns(wire, len)) {
-            t->bad_id++;
-        } else {
-            t->garbage++;
+    switch (cnd_msg_check_reply(t->qwire_framed + 2, t->qlen, wire, len)) {
+    case CND_REPLY_OK:
+        if (t->conn != NULL) {
+            t->conn->answered = true;
         }
+        net_done(t, FWD_OK, wire, len);
+        return;
+    case CND_REPLY_WRONG_ID:
+        net_reject(t->fw, t->up, t,
+                   net_looks_like_dns(wire, len) ? FWD_REJ_WRONG_ID
+                                                 : FWD_REJ_MALFORMED);
+        return;
+    case CND_REPLY_WRONG_QUESTION:
+        net_reject(t->fw, t->up, t, FWD_REJ_WRONG_QUESTION);
+        return;
+    case CND_REPLY_NO_QUESTION:
+        net_reject(t->fw, t->up, t, FWD_REJ_NO_QUESTION);
+        return;
+    case CND_REPLY_MALFORMED:
+        net_reject(t->fw, t->up, t, FWD_REJ_MALFORMED);
         return;
     }
-    net_done(t, FWD_OK, wire, len);
 }
 
 
@@ -385,6 +427,7 @@ static void
 net_port_unlink(fwd_try_t *t)
 {
     fwd_port_t *p = t->port;
+    p->gone[p->ngone++ % NET_PORT_GONE] = t->id;
     if (t->port_prev != NULL) {
         t->port_prev->port_next = t->port_next;
     } else {
@@ -422,6 +465,20 @@ net_port_fail(fwd_port_t *p, int e)
     if (--p->ntries == 0) {
         net_port_close(p);
     }
+}
+
+
+/* Did a try of @p that ended lately carry @id? */
+static bool
+net_port_gone(const fwd_port_t *p, uint16_t id)
+{
+    unsigned n = p->ngone < NET_PORT_GONE ? p->ngone : NET_PORT_GONE;
+    for (unsigned i = 0; i < n; i++) {
+        if (p->gone[i] == id) {
+            return true;
+        }
+    }
+    return false;
 }
 
 
@@ -464,9 +521,12 @@ net_port_cb(uv_poll_t *h, int status, int events)
         net_port_fail(p, e);
         return;
     }
-    /* A bounded batch per event, so one busy port cannot starve the
-     * loop; the poll fires again while more is queued. */
-    for (int i = 0; i < 32 && p->ntries > 0; i++) {
+    /* Read whatever came, whether or not a try still waits on the port:
+     * the poll is level-triggered, and a datagram left unread (a reply
+     * after its query gave up) would wake the loop for ever.  A bounded
+     * batch per event, so one busy port cannot starve the loop; the poll
+     * fires again while more is queued. */
+    for (int i = 0; i < 32; i++) {
         ssize_t n = recv(p->fd, fw->rxbuf, NET_RXBUF, MSG_DONTWAIT);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -475,22 +535,22 @@ net_port_cb(uv_poll_t *h, int status, int events)
             return;
         }
         const uint8_t *w = fw->rxbuf;
+        size_t len = (size_t)n;
         fwd_try_t *t = NULL;
-        if ((size_t)n >= KNOT_WIRE_HEADER_SIZE) {
+        if (len >= KNOT_WIRE_HEADER_SIZE) {
             uint16_t id = knot_wire_get_id(w);
             for (t = p->tries; t != NULL && t->id != id; t = t->port_next) {
             }
         }
-        if (t == NULL) {
-            t = net_port_blame(p, w, (size_t)n);
-            if (t != NULL && net_looks_like_dns(w, (size_t)n)) {
-                t->bad_id++;
-            } else if (t != NULL) {
-                t->garbage++;
-            }
-            continue;
+        if (t != NULL) {
+            net_reply(t, w, len);
+        } else if (!net_looks_like_dns(w, len)) {
+            net_reject(fw, p->up, net_port_blame(p, w, len), FWD_REJ_MALFORMED);
+        } else if (p->ntries == 0 || net_port_gone(p, knot_wire_get_id(w))) {
+            net_reject(fw, p->up, NULL, FWD_REJ_LATE);
+        } else {
+            net_reject(fw, p->up, net_port_blame(p, w, len), FWD_REJ_WRONG_ID);
         }
-        net_reply(t, w, (size_t)n);
     }
 }
 
@@ -641,6 +701,17 @@ net_conn_close(fwd_conn_t *cn)
     if (cn->state == NET_CLOSED) {
         return;
     }
+    /* Whole replies read and left over (a duplicate behind the answer)
+     * are dropped with the connection: count them. */
+    for (size_t off = 0; off + 2 <= cn->inlen;) {
+        size_t flen = (size_t)((cn->in[off] << 8) | cn->in[off + 1]);
+        if (off + 2 + flen > cn->inlen) {
+            break;
+        }
+        fwd_count_rejected(cn->fw, cn->up, FWD_REJ_LATE);
+        off += 2 + flen;
+    }
+    cn->inlen = 0;
     net_conn_unidle(cn);
     cn->state = NET_CLOSED;
     if (cn->try != NULL) {
@@ -719,11 +790,11 @@ net_conn_frames(fwd_conn_t *cn)
         memcpy(fw->rxbuf, cn->in + 2, flen);
         memmove(cn->in, cn->in + 2 + flen, cn->inlen - 2 - flen);
         cn->inlen -= 2 + flen;
-        fwd_try_t *t = cn->try;
-        if (t != NULL) {
-            cn->answered |= flen >= KNOT_WIRE_HEADER_SIZE &&
-                            knot_wire_get_id(fw->rxbuf) == t->id;
-            net_reply(t, fw->rxbuf, flen);
+        if (cn->try != NULL) {
+            net_reply(cn->try, fw->rxbuf, flen);
+        } else {
+            /* idle: nothing was asked on it */
+            fwd_count_rejected(fw, cn->up, FWD_REJ_LATE);
         }
     }
 }
