@@ -106,7 +106,14 @@ struct cnd_conn_s {
     bool reading, eof, closing;
     bool processing; /* inside tcp_process(): no re-entry  */
     bool retired;    /* its address is gone (reload): finish and close */
-    cnd_conn_t *next, *prev; /* the worker's connections          */
+    /* Loop time (uv_now, ms) the timeouts run from; never reset by a
+     * byte, so a client that trickles cannot hold the connection. */
+    uint64_t msg_start;   /* the first byte of the message in buf  */
+    uint64_t active;      /* accepted, a message taken, an answer out */
+    uint64_t write_since; /* writes pending and none done since    */
+    /* The worker's connections, the most recently active first: the
+     * last is the idlest, closed first when the worker is at its cap. */
+    cnd_conn_t *next, *prev;
 };
 
 /* A message from the main thread. */
@@ -159,6 +166,8 @@ struct cnd_worker_s {
     cnd_wlisten_t **next_ls; /* a reload's, made by prepare     */
     cnd_conn_t conns;        /* list head (sentinel)                */
     unsigned nconns;
+    unsigned nconns_closing; /* of nconns, closed and not yet freed  */
+    uint64_t tcp_evicted;    /* idlest connections closed at the cap */
 
     /* UDP receive batch. */
     struct mmsghdr rx[CND_UDP_BATCH];

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -245,6 +246,20 @@ server_bind(server_t *s, const cnd_conf_t *cf, const cnd_conf_t *old, char *err,
         }
     }
     return 0;
+}
+
+
+/* Take every file descriptor the hard limit allows, as Go (1.19 and
+ * later) does for CoreDNS at start: each TCP client holds one, and the
+ * usual soft limit of 1024 is below one worker's connection cap. */
+static void
+server_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 
@@ -606,6 +621,7 @@ cnd_server_run(const cnd_opts_t *opts, cnd_conf_t *conf, const char *pidfile)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
+    server_raise_nofile();
     if (server_bind(&s, conf, NULL, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         goto out;

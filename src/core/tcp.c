@@ -7,11 +7,17 @@
  * answer is written when it is ready (out of order is allowed, 7766 6.2.1).
  * Past CND_TCP_PIPELINE queries in flight the connection stops taking
  * messages (and reading) until some are answered.  One timer per
- * connection enforces CoreDNS's limits: a message must arrive within the
- * read timeout (3 s), a quiet connection closes after the idle timeout
- * (10 s), an answer must be written within the write timeout (5 s).  A
- * worker holds at most -tcp.max_conns connections; past that, new ones
- * are closed at once.
+ * connection enforces CoreDNS's limits: a whole message must arrive
+ * within the read timeout (3 s) of its first byte, a quiet connection
+ * closes after the idle timeout (10 s), an answer must make progress
+ * within the write timeout (5 s).  The deadlines run from fixed points
+ * (the message's first byte, the last message or answer), so a client
+ * that sends a byte a second holds a connection no longer than one that
+ * sends nothing.  A worker holds at most -tcp.max_conns connections; at
+ * the cap, a new connection closes the idlest one that has nothing in
+ * flight (nginx's reusable connections), so clients that connect and
+ * stall cannot lock new ones out; only when every connection is busy is
+ * the new one closed at once.
  *
  * A connection is freed when both its handles have closed and no request
  * points at it any more.
@@ -40,6 +46,7 @@ tcp_conn_free(cnd_conn_t *c)
     c->prev->next = c->next;
     c->next->prev = c->prev;
     w->nconns--;
+    w->nconns_closing--;
     free(c->buf);
     free(c);
     cnd__worker_maybe_done(w);
@@ -56,21 +63,39 @@ tcp_handle_closed(uv_handle_t *h)
 }
 
 
-/* Which timeout applies now, in ns; 0 for none. */
-static int64_t
-tcp_timeout(const cnd_conn_t *c)
+static uint64_t
+tcp_now(const cnd_conn_t *c)
+{
+    return uv_now(&c->w->loop);
+}
+
+
+/* @from + @ns in loop ms, or 0 when the timeout is off. */
+static uint64_t
+tcp_after(uint64_t from, int64_t ns)
+{
+    return ns > 0 ? from + (uint64_t)(ns / 1000000) : 0;
+}
+
+
+/* When the connection times out, in loop ms; 0 for never. */
+static uint64_t
+tcp_deadline(const cnd_conn_t *c)
 {
     const cnd_tcp_opts_t *o = &c->listen->tcp;
     if (c->nwrites > 0) {
-        return o->write_ns;
+        return tcp_after(c->write_since, o->write_ns);
     }
     if (c->nreqs > 0) {
         return 0; /* waiting on the chain: the request deadline rules */
     }
-    if (c->len > 0 || c->nqueries == 0) {
-        return o->read_ns;
+    if (c->len > 0) {
+        return tcp_after(c->msg_start, o->read_ns);
     }
-    return o->idle_ns;
+    if (c->nqueries == 0) {
+        return tcp_after(c->active, o->read_ns); /* the first message */
+    }
+    return tcp_after(c->active, o->idle_ns);
 }
 
 
@@ -84,12 +109,30 @@ tcp_timer_cb(uv_timer_t *t)
 static void
 tcp_arm(cnd_conn_t *c)
 {
-    int64_t ns = tcp_timeout(c);
-    if (ns <= 0) {
+    uint64_t at = tcp_deadline(c), now = tcp_now(c);
+    if (at == 0) {
         uv_timer_stop(&c->timer);
         return;
     }
-    uv_timer_start(&c->timer, tcp_timer_cb, (uint64_t)(ns / 1000000), 0);
+    uv_timer_start(&c->timer, tcp_timer_cb, at > now ? at - now : 0, 0);
+}
+
+
+/* Something happened on @c: it is the most recently active now. */
+static void
+tcp_touch(cnd_conn_t *c)
+{
+    cnd_worker_t *w = c->w;
+    c->active = tcp_now(c);
+    if (w->conns.next == c) {
+        return;
+    }
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    c->prev = &w->conns;
+    c->next = w->conns.next;
+    w->conns.next->prev = c;
+    w->conns.next = c;
 }
 
 
@@ -101,6 +144,7 @@ tcp_close(cnd_conn_t *c)
         return;
     }
     c->closing = true;
+    c->w->nconns_closing++;
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
@@ -164,6 +208,10 @@ tcp_process(cnd_conn_t *c)
     if (off > 0) {
         memmove(c->buf, c->buf + off, c->len - off);
         c->len -= off;
+        tcp_touch(c);
+        /* What is left began after the messages taken: its read
+         * timeout runs from now. */
+        c->msg_start = c->active;
     }
 }
 
@@ -182,6 +230,11 @@ tcp_update(cnd_conn_t *c)
     }
     bool room = c->nreqs < CND_TCP_PIPELINE && c->len < TCP_BUF_MAX;
     if (!done && room && !c->reading) {
+        if (c->len > 0) {
+            /* A message waited in the buffer while the pipeline was
+             * full: that wait was ours, not the client's. */
+            c->msg_start = tcp_now(c);
+        }
         tcp_read_start(c);
     } else if ((done || !room) && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -239,6 +292,9 @@ tcp_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         tcp_close(c); /* reset, or no memory for the buffer */
         return;
     }
+    if (c->len == 0 && nread > 0) {
+        c->msg_start = tcp_now(c); /* a new message's first bytes */
+    }
     c->len += (size_t)nread;
     tcp_process(c);
     tcp_update(c);
@@ -261,6 +317,23 @@ tcp_refuse_closed(uv_handle_t *h)
 }
 
 
+/* At the cap: close the idlest connection with nothing in flight (the
+ * list's tail is the least recently active).  False when every one is
+ * busy. */
+static bool
+tcp_evict_idlest(cnd_worker_t *w)
+{
+    for (cnd_conn_t *c = w->conns.prev; c != &w->conns; c = c->prev) {
+        if (!c->closing && c->nreqs == 0 && c->nwrites == 0) {
+            tcp_close(c);
+            w->tcp_evicted++;
+            return true;
+        }
+    }
+    return false;
+}
+
+
 static void
 tcp_accept_cb(uv_stream_t *server, int status)
 {
@@ -271,9 +344,11 @@ tcp_accept_cb(uv_stream_t *server, int status)
     }
     unsigned max = w->opts->tcp_max_conns != 0 ? w->opts->tcp_max_conns
                                                : CND_TCP_MAX_CONNS;
-    if (w->nconns >= max || w->stopping) {
-        /* Over the cap: accept and close, so the client learns at once
-         * instead of waiting in the backlog. */
+    if (w->stopping ||
+        (w->nconns - w->nconns_closing >= max && !tcp_evict_idlest(w))) {
+        /* Stopping, or at the cap with every connection busy: accept
+         * and close, so the client learns at once instead of waiting in
+         * the backlog. */
         uv_tcp_t *t = malloc(sizeof(*t));
         if (t == NULL) {
             return;
@@ -300,6 +375,7 @@ tcp_accept_cb(uv_stream_t *server, int status)
     w->conns.next->prev = c;
     w->conns.next = c;
     w->nconns++;
+    c->active = tcp_now(c);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         tcp_close(c);
         return;
@@ -393,6 +469,9 @@ tcp_write_cb(uv_write_t *wr, int status)
     c->nwrites--;
     if (status < 0 && status != UV_ECANCELED) {
         tcp_close(c); /* before the release, which may free c */
+    } else if (!c->closing) {
+        tcp_touch(c);
+        c->write_since = c->active; /* progress: the next write's clock */
     }
     cnd__req_release(r);
 }
@@ -419,7 +498,9 @@ cnd__tcp_send(cnd_req_t *r)
         cnd__req_release(r);
         return;
     }
-    c->nwrites++;
+    if (c->nwrites++ == 0) {
+        c->write_since = tcp_now(c);
+    }
     tcp_arm(c);
 }
 

@@ -425,14 +425,43 @@ def test_tcp_idle_timeout_and_half_close(candor):
         assert _recv_frame(c).id == 2
 
 
-def test_tcp_connection_cap(candor):
+def test_tcp_connection_cap_closes_the_idlest(candor):
+    """At the cap a new connection closes the least recently active one
+    that has nothing in flight, and is served."""
     s = candor(BASIC, args=["-workers", "1", "-tcp.max_conns", "2"])
     a = socket.create_connection((s.addr, s.port), timeout=5)
     b = socket.create_connection((s.addr, s.port), timeout=5)
     try:
         a.sendall(_tcp_query(a, "a.example.", 1))
+        assert _recv_frame(a).id == 1
         b.sendall(_tcp_query(b, "b.example.", 2))
-        assert _recv_frame(a).id == 1 and _recv_frame(b).id == 2
+        assert _recv_frame(b).id == 2
+        with socket.create_connection((s.addr, s.port), timeout=5) as c:
+            c.sendall(_tcp_query(c, "c.example.", 3))
+            assert _recv_frame(c).id == 3
+        assert a.recv(10) == b""       # the idlest: closed for c
+        b.sendall(_tcp_query(b, "b2.example.", 4))
+        assert _recv_frame(b).id == 4  # the other one lives on
+    finally:
+        a.close()
+        b.close()
+
+
+def test_tcp_connection_cap_refuses_when_all_are_busy(candor, upstream):
+    """Only when every connection has a query in flight is a new one
+    closed at once."""
+    silent = upstream("silent")
+    s = candor(""".:@PORT@ {
+    bind @ADDR@
+    forward . %s:%d
+}
+""" % (silent.addr, silent.port), args=["-workers", "1", "-tcp.max_conns", "2"])
+    a = socket.create_connection((s.addr, s.port), timeout=5)
+    b = socket.create_connection((s.addr, s.port), timeout=5)
+    try:
+        a.sendall(_tcp_query(a, "a.example.", 1))
+        b.sendall(_tcp_query(b, "b.example.", 2))
+        assert silent.wait_queries(2)   # both parked in forward
         c = socket.create_connection((s.addr, s.port), timeout=5)
         try:
             c.sendall(_tcp_query(c, "c.example.", 3))
@@ -443,8 +472,6 @@ def test_tcp_connection_cap(candor):
     finally:
         a.close()
         b.close()
-    time.sleep(0.2)
-    assert s.query("after.example.", "A", tcp=True).id
 
 
 # ---- the failure record -------------------------------------------------

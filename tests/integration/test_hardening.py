@@ -298,6 +298,11 @@ def test_slow_clients_do_not_lock_new_ones_out(candor):
             r = _tcp_query(s.addr, s.port, "new%d.test." % i, timeout=1.0)
             assert r.rcode() == dns.rcode.NOERROR
             assert time.monotonic() - t0 < 1.0
+        stats = dict(l.split("=", 1) for l in s.ctl("stats").stdout.split())
+        # at the cap, the idlest were closed for the newcomers (each of
+        # the three closes its own connection before the next comes)
+        assert int(stats["worker.0.tcp.evicted"]) >= 1100 - 1024 + 1
+        assert int(stats["worker.0.tcp.connections"]) <= 1024
     finally:
         for c in slow:
             c.close()
