@@ -22,8 +22,9 @@
 #include <microhttpd.h>
 #include <uv.h>
 
-#define HTTP_MAX_DAEMONS 8
-#define HTTP_MAX_PATHS   8
+/* Paths per address: the plugins serve three (/metrics, /health,
+ * /ready), so no Corefile reaches it. */
+#define HTTP_MAX_PATHS 8
 
 typedef struct {
     char path[64];
@@ -32,35 +33,59 @@ typedef struct {
     unsigned refs; /* blocks or snapshots serving it     */
 } http_route_t;
 
-typedef struct {
-    char addr[96];
+/* One address and its daemon.  Malloc'd, as many as the Corefile has
+ * addresses, so none is refused at start for a limit -validate cannot
+ * see. */
+typedef struct http_daemon_s {
+    struct http_daemon_s *next;
     struct MHD_Daemon *d;
     uv_mutex_t lock;
     http_route_t routes[HTTP_MAX_PATHS];
     size_t nroutes;
+    char addr[];
 } http_daemon_t;
 
 /* Main thread only, except routes (under each daemon's lock). */
-static http_daemon_t http_daemons[HTTP_MAX_DAEMONS];
+static http_daemon_t *http_daemons;
 
 
 /* "host:port" into a socket address; "localhost" is 127.0.0.1, no host
- * is every address. */
+ * is every address.  On failure, @why (if not NULL) says why as Go's
+ * net.Listen would, with the fix. */
 static int
-http_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
+http_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len,
+                char *why, size_t wl)
 {
-    char host[80];
+    char host[80], dummy[8];
+    if (why == NULL) {
+        why = dummy;
+        wl = sizeof(dummy);
+    }
     const char *colon = strrchr(addr, ':');
-    if (colon == NULL || colon[1] == '\0') {
+    if (colon == NULL) {
+        snprintf(why, wl, "address %s: missing port in address", addr);
         return -EINVAL;
     }
+    const char *ps = colon + 1;
     char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 0 || port > 65535) {
+    errno = 0;
+    long port = strtol(ps, &end, 10);
+    if (*ps == '\0' || *end != '\0' || *ps == '-' || *ps == '+') {
+        snprintf(why, wl,
+                 "listen tcp: lookup tcp/%s: unknown port (give the port "
+                 "as a number, 0-65535)",
+                 ps);
+        return -EINVAL;
+    }
+    if (errno != 0 || port < 0 || port > 65535) {
+        snprintf(why, wl,
+                 "listen tcp: address %s: invalid port (a port is 0-65535)",
+                 ps);
         return -EINVAL;
     }
     size_t hl = (size_t)(colon - addr);
     if (hl >= sizeof(host)) {
+        snprintf(why, wl, "listen tcp: host of %s is too long", addr);
         return -EINVAL;
     }
     memcpy(host, addr, hl);
@@ -93,6 +118,10 @@ http_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
         *len = sizeof(*in6);
         return 0;
     }
+    snprintf(why, wl,
+             "listen tcp %s: host %s is not an IP address (give an IP "
+             "address, localhost, or no host for every address: :%ld)",
+             addr, host, port);
     return -EINVAL;
 }
 
@@ -145,6 +174,14 @@ cnd_http_addr_arg(cnd_disp_t *d, const char **addr)
         const char *why = cnd_http_addr_err(args[0]);
         if (why != NULL) {
             return cnd_disp_err(d, "address %s: %s", args[0], why);
+        }
+        /* Everything the start checks short of binding, so that
+         * -validate says what the start would. */
+        struct sockaddr_storage ss;
+        socklen_t len;
+        char msg[256];
+        if (http_parse_addr(args[0], &ss, &len, msg, sizeof(msg)) != 0) {
+            return cnd_disp_err(d, "%s", msg);
         }
         *addr = args[0];
     }
@@ -203,10 +240,9 @@ http_handler(void *cls, struct MHD_Connection *conn, const char *url,
 static http_daemon_t *
 http_find(const char *addr)
 {
-    for (size_t i = 0; i < HTTP_MAX_DAEMONS; i++) {
-        if (http_daemons[i].d != NULL &&
-            strcmp(http_daemons[i].addr, addr) == 0) {
-            return &http_daemons[i];
+    for (http_daemon_t *hd = http_daemons; hd != NULL; hd = hd->next) {
+        if (strcmp(hd->addr, addr) == 0) {
+            return hd;
         }
     }
     return NULL;
@@ -220,8 +256,7 @@ http_listen(const char *addr, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (http_parse_addr(addr, &ss, &len) != 0) {
-        snprintf(err, errlen, "invalid address '%s': want host:port", addr);
+    if (http_parse_addr(addr, &ss, &len, err, errlen) != 0) {
         return -1;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -253,22 +288,18 @@ cnd_http_serve(const char *addr, const char *path, cnd_http_fn fn, void *arg,
 {
     http_daemon_t *hd = http_find(addr);
     if (hd == NULL) {
-        for (size_t i = 0; i < HTTP_MAX_DAEMONS && hd == NULL; i++) {
-            if (http_daemons[i].d == NULL) {
-                hd = &http_daemons[i];
-            }
-        }
+        size_t al = strlen(addr) + 1;
+        hd = calloc(1, sizeof(*hd) + al);
         if (hd == NULL) {
-            snprintf(err, errlen, "more than %d HTTP addresses",
-                     HTTP_MAX_DAEMONS);
+            snprintf(err, errlen, "out of memory");
             return -1;
         }
         int fd = http_listen(addr, err, errlen);
         if (fd < 0) {
+            free(hd);
             return -1;
         }
-        memset(hd, 0, sizeof(*hd));
-        snprintf(hd->addr, sizeof(hd->addr), "%s", addr);
+        memcpy(hd->addr, addr, al);
         uv_mutex_init(&hd->lock);
         hd->d = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
@@ -277,12 +308,15 @@ cnd_http_serve(const char *addr, const char *path, cnd_http_fn fn, void *arg,
         if (hd->d == NULL) {
             close(fd);
             uv_mutex_destroy(&hd->lock);
+            free(hd);
             snprintf(err, errlen,
                      "listen tcp %s: cannot start the HTTP "
                      "server",
                      addr);
             return -1;
         }
+        hd->next = http_daemons;
+        http_daemons = hd;
     }
     uv_mutex_lock(&hd->lock);
     for (size_t i = 0; i < hd->nroutes; i++) {
@@ -332,7 +366,12 @@ cnd_http_unserve(const char *addr, const char *path)
     if (left == 0) {
         /* MHD_stop_daemon waits for its thread; it closes the socket. */
         MHD_stop_daemon(hd->d);
-        hd->d = NULL;
         uv_mutex_destroy(&hd->lock);
+        http_daemon_t **pp = &http_daemons;
+        while (*pp != hd) {
+            pp = &(*pp)->next;
+        }
+        *pp = hd->next;
+        free(hd);
     }
 }

@@ -680,6 +680,12 @@ cf_addresses(cf_parser_t *p)
             }
             continue;
         }
+        if (strcmp(tkn, "}") == 0) {
+            /* Caddy would take it as a key: a server block named "}"
+             * on port 53 of every address, from a typo. */
+            return cf_errf(p, "Unexpected '}' because no matching opening "
+                              "brace");
+        }
         if (strcmp(tkn, "{") == 0) {
             if (another) {
                 return cf_errf(p,
@@ -758,12 +764,15 @@ cf_directive(cf_parser_t *p)
 }
 
 
+/* The directives of a block, up to its "}" (*@closed set) or the end. */
 static int
-cf_directives(cf_parser_t *p)
+cf_directives(cf_parser_t *p, bool *closed)
 {
+    *closed = false;
     while (cf_next(p)) {
         const char *v = cf_val(p);
         if (strcmp(v, "}") == 0) {
+            *closed = true;
             break;
         }
         if (strcmp(v, "import") == 0) {
@@ -899,14 +908,24 @@ cf_parse_one(cf_parser_t *p)
         }
     }
     bool braces = strcmp(cf_val(p), "{") == 0;
+    int open_line = cf_tok(p)->line;
     if (!braces) {
         p->cursor--; /* single-server Corefiles may omit the braces */
     }
-    if (cf_directives(p) != 0) {
+    bool closed;
+    if (cf_directives(p, &closed) != 0) {
         return -1;
     }
-    if (braces && strcmp(cf_val(p), "}") != 0) {
-        return cf_syntax_err(p, "}");
+    if (braces && !closed) {
+        if (strcmp(cf_val(p), "}") != 0) {
+            return cf_syntax_err(p, "}");
+        }
+        /* The last "}" closed a property block, not this one (Caddy
+         * takes it for this block's and accepts the file). */
+        return cf_errf(p,
+                       "Unexpected EOF: the server block opened at line %d "
+                       "is not closed (add a '}')",
+                       open_line);
     }
     return 0;
 }

@@ -167,6 +167,16 @@ static const cf_case_t bad[] = {
     {"extra closing brace", "localhost\n  dir1 {\n  } }", NULL,
      "Corefile:3 - Error during parsing: Unexpected '}' because no matching "
      "opening brace"},
+    {"unclosed block after a closed property block",
+     ". {\n forward . 127.0.0.1 {\n  max_fails 3\n }\n", NULL,
+     "Corefile:4 - Error during parsing: Unexpected EOF: the server block "
+     "opened at line 1 is not closed (add a '}')"},
+    {"stray closing brace after a block", ". {\n whoami\n}\n}\n", NULL,
+     "Corefile:4 - Error during parsing: Unexpected '}' because no matching "
+     "opening brace"},
+    {"closing brace as a key", "a.org } {\n whoami\n}\n", NULL,
+     "Corefile:1 - Error during parsing: Unexpected '}' because no matching "
+     "opening brace"},
     {"unclosed property block", ". {\n hosts {\n  ttl 5\n", NULL,
      "Corefile:3 - Error during parsing: Unexpected EOF"},
     {"comma then brace", "a.org, {\n}", NULL,
