@@ -528,6 +528,56 @@ def test_log_line_exact(candor):
     assert m["proto"] == "tcp" and m["bufsize"] == "65535"
 
 
+def _raw_tcp(s, wire):
+    with socket.create_connection((s.addr, s.port), timeout=5) as c:
+        c.sendall(struct.pack("!H", len(wire)) + wire)
+        (n,) = struct.unpack("!H", c.recv(2, socket.MSG_WAITALL))
+        return c.recv(n, socket.MSG_WAITALL)
+
+
+@pytest.mark.parametrize("tcp", [False, True])
+def test_log_size_is_what_was_sent(candor, upstream, tcp):
+    """{rsize} is the size of the message sent, OPT and EDE included, as
+    CoreDNS logs it: for whoami's own answer, a cache hit, and a SERVFAIL
+    that carries an EDE."""
+    up = upstream("answer")
+    s = candor(""".:@PORT@ {
+    bind @ADDR@
+    log
+    errors
+    whoami
+}
+cached.example.:@PORT@ {
+    bind @ADDR@
+    log
+    cache
+    forward . %s:%d
+}
+fail.example.:@PORT@ {
+    bind @ADDR@
+    log
+    errors
+    erratic {
+        drop 0
+    }
+}
+""" % (up.addr, up.port))
+    cases = [("who.example.", "A"), ("cached.example.", "A"),
+             ("cached.example.", "A"), ("fail.example.", "MX")]
+    for i, (name, rdtype) in enumerate(cases):
+        q = dns.message.make_query(name, rdtype, use_edns=0, payload=1232)
+        wire = _raw_tcp(s, q.to_wire()) if tcp else s.raw_udp(q.to_wire())
+        assert wire is not None
+        nth = cases[:i + 1].count((name, rdtype))   # the second: a hit
+
+        def logged():
+            return [m for m in map(LOG_RE.match, s.log())
+                    if m and m["name"] == name]
+        s.wait_log(lambda _: len(logged()) >= nth)
+        m = logged()[nth - 1]
+        assert int(m["rsize"]) == len(wire), (m.string, len(wire))
+
+
 def test_log_formats_and_classes(candor):
     s = candor(""".:@PORT@ {
     bind @ADDR@

@@ -355,7 +355,8 @@ log_line(const cnd_req_t *r, const log_rule_t *rule)
             s = cnd_rcode_str(cnd_req_rcode(r), buf, sizeof(buf));
             break;
         case F_RSIZE:
-            snprintf(buf, sizeof(buf), "%u", r->resp_len);
+            /* what was sent: OPT, EDE and truncation included */
+            snprintf(buf, sizeof(buf), "%u", r->out_len);
             break;
         case F_DURATION:
             cnd_duration_secs((int64_t)(uv_hrtime() - r->start_ns), buf,
@@ -371,11 +372,13 @@ log_line(const cnd_req_t *r, const log_rule_t *rule)
 }
 
 
+/* On the finished answer (finish, not response): the line gives the
+ * size of what the client gets. */
 static void
-log_response(cnd_req_t *r, cnd_inst_t *self)
+log_finish(cnd_req_t *r, cnd_inst_t *self)
 {
     const log_conf_t *c = self->conf;
-    if (r->resp == NULL || r->proto == CND_PROTO_INTERNAL) {
+    if (r->resp == NULL || r->out == NULL || r->proto == CND_PROTO_INTERNAL) {
         return;
     }
     for (size_t i = 0; i < c->nrules; i++) {
@@ -395,5 +398,5 @@ const cnd_plugin_t cnd_plugin_log = {
     .name = "log",
     .conf_size = sizeof(log_conf_t),
     .parse = log_parse,
-    .response = log_response,
+    .finish = log_finish,
 };
