@@ -714,6 +714,7 @@ conf_build_listens(cnd_conf_t *cf)
                 }
                 zv[l->nzones++] = zone;
                 l->zones = zv;
+                l->any_class |= srv->any_class;
                 for (size_t i = 0; i < srv->nchain && l->unrouted == NULL;
                      i++) {
                     if (srv->chain[i].plugin->unrouted != NULL) {

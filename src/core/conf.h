@@ -68,7 +68,7 @@ struct cnd_server_s {
     struct sockaddr_storage *binds;
     size_t nbinds;
     cnd_tcp_opts_t tcp;
-    bool any_class; /* a plugin takes any QCLASS         */
+    bool any_class; /* a plugin of it takes any QCLASS   */
     /* The plugin whose fast() may answer before a request is made: the
      * first with a query() hook, when nothing before it must see the
      * answer (conf_fast_path); NULL for none. */
@@ -84,6 +84,10 @@ typedef struct cnd_listen_s {
     cnd_zone_t **zones;
     size_t nzones;
     cnd_tcp_opts_t tcp; /* of the first block on it      */
+    /* A block on it has a plugin for any QCLASS (forward): queries of
+     * every class reach every block on it, as in CoreDNS, whose
+     * classChaos is per server (listen address), not per block. */
+    bool any_class;
     /* The first plugin of a block on it with an unrouted() hook (the
      * metrics), for queries no block takes; or NULL. */
     cnd_inst_t *unrouted;

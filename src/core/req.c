@@ -376,11 +376,12 @@ cnd__req_input(cnd_worker_t *w, cnd_proto_t proto, void *conn,
     }
     r->zone = zone;
     r->srv = zone->srv;
-    if (r->qclass != KNOT_CLASS_IN && !r->srv->any_class) {
+    if (r->qclass != KNOT_CLASS_IN && !listen->any_class) {
         char cls[16];
         req_reject(r, KNOT_RCODE_REFUSED, CND_EDE_NOT_SUPPORTED, true,
-                   "class %s is not served (only IN)",
-                   cnd_class_str(r->qclass, cls, sizeof(cls)));
+                   "class %s is not served on %s: only IN, as no server "
+                   "block there has forward",
+                   cnd_class_str(r->qclass, cls, sizeof(cls)), listen->name);
         return;
     }
     if (r->srv->nchain == 0) {

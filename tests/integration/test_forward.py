@@ -14,7 +14,9 @@ import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 import pytest
 
 from conftest import free_addr, free_port, metric, run_candor, scrape
@@ -597,3 +599,54 @@ def test_all_down_still_tried(candor):
     code, text = ede_of(r)[0]
     assert code == 23 and "connection refused" in text
     assert metric(scrape(mport), "coredns_forward_healthcheck_broken_total") >= 1
+
+
+# ---- classes -----------------------------------------------------------
+
+def test_chaos_class_is_forwarded(candor, upstream):
+    """`version.bind CH TXT` reaches forward, as in CoreDNS; and, as
+    CoreDNS decides per listen address, every block on an address where
+    one block has forward sees other classes too; another address
+    without forward refuses them."""
+    seen = []
+
+    def handler(q, p):
+        seen.append((q.question[0].name.to_text(), q.question[0].rdclass))
+        r = dns.message.make_response(q)
+        r.answer.append(dns.rrset.from_text(q.question[0].name, 0, "CH",
+                                            "TXT", '"upstream 1.0"'))
+        return r
+
+    up = upstream("script", handler=handler)
+    other = free_port()
+    s = candor(""".:@PORT@ {
+    bind @ADDR@
+    forward . %s
+}
+who.example.:@PORT@ {
+    bind @ADDR@
+    whoami
+}
+.:%d {
+    bind @ADDR@
+    whoami
+}
+""" % (tgt(up), other))
+    q = dns.message.make_query("version.bind.", "TXT", rdclass="CH")
+    r = s.send(q)
+    assert r.rcode() == dns.rcode.NOERROR
+    assert r.answer[0].to_text() == 'version.bind. 0 CH TXT "upstream 1.0"'
+    assert seen == [("version.bind.", dns.rdataclass.CH)]
+    # the whoami block on the same address takes CH too (its answer, as
+    # CoreDNS's, is an A record's bytes in class CH: read the header only)
+    q = dns.message.make_query("who.example.", "A", rdclass="CH")
+    raw = s.raw_udp(q.to_wire())
+    assert raw is not None and raw[3] & 0xF == dns.rcode.NOERROR
+    # the other address has no forward: REFUSED with the reason
+    q = dns.message.make_query("version.bind.", "TXT", rdclass="CH",
+                               use_edns=0)
+    r = dns.query.udp(q, s.addr, port=other, timeout=3)
+    assert r.rcode() == dns.rcode.REFUSED
+    assert ede_of(r) == [(21, "server: class CH is not served on %s:%d: only "
+                          "IN, as no server block there has forward"
+                          % (s.addr, other))]

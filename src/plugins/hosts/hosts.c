@@ -788,6 +788,9 @@ hosts_query(cnd_req_t *r, cnd_inst_t *self)
 {
     const cnd_hosts_conf_t *c = self->conf;
     const knot_dname_t *qname = r->qname;
+    if (r->qclass != KNOT_CLASS_IN) {
+        return CND_NEXT; /* its names are IN data (forward may take CH) */
+    }
     /* PTR names need not be in the zones (CoreDNS answers them from the
      * addresses of names that are). */
     if (r->qtype != KNOT_RRTYPE_PTR && !hosts_in(qname, c->zones, c->nzones)) {
