@@ -5,6 +5,7 @@
 #   make asan         build/asan/candor with AddressSanitizer and UBSan
 #   make test-asan    every test against the sanitizer build (what CI runs)
 #   make fmt          apply .clang-format
+#   make install      build/candor into $(DESTDIR)$(PREFIX)/bin (/usr/local)
 #
 # V=asan selects the sanitizer variant for any target.
 
@@ -46,7 +47,7 @@ UNIT_BIN := $(patsubst %.c,$(BUILD)/unit/%,$(notdir $(UNIT_SRC)))
 
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all asan test test-asan unit integration fmt clean
+.PHONY: all asan test test-asan unit integration fmt clean install uninstall
 all: $(BUILD)/candor
 
 asan:
@@ -106,6 +107,16 @@ fmt:
 
 clean:
 	rm -rf build
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+
+install: $(BUILD)/candor
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(BUILD)/candor $(DESTDIR)$(BINDIR)/candor
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/candor
 
 # Benchmarks (bench/README.md), never part of "make test": "make bench" runs
 # the full harness (about 15 minutes) and writes bench/RESULTS.md; "make

@@ -59,8 +59,8 @@ static const main_flag_t main_flags[] = {
     {"tcp.max_conns", FLAG_UINT, F(opts.tcp_max_conns),
      "TCP connections per worker (default 1024)"},
     {"ctl", FLAG_STR, F(opts.ctl_path),
-     "control socket for \"candor ctl\" (default /run/candor.ctl as root; "
-     "off: none)"},
+     "control socket for \"candor ctl\" (default /run/candor-PORT.ctl as "
+     "root, PORT the first listen port; off: none)"},
     {"help", FLAG_BOOL, F(help), "show this help"},
     {NULL, 0, 0, NULL},
 };
@@ -103,6 +103,9 @@ main_parse_flags(int argc, char **argv, main_flags_t *mf)
         name[nl] = '\0';
         if (value != NULL) {
             value++;
+        }
+        if (strcmp(name, "h") == 0) {
+            snprintf(name, sizeof(name), "help"); /* Go's flag takes -h */
         }
         const main_flag_t *fl = main_flags;
         while (fl->name != NULL && strcmp(fl->name, name) != 0) {
@@ -271,11 +274,33 @@ cmd_serve(int argc, char **argv)
 }
 
 
-/* candor ctl [-s PATH] COMMAND [ARGS...] */
+static void
+ctl_usage(FILE *f)
+{
+    char path[108];
+    fprintf(f,
+            "Usage: candor ctl [-s PATH|PORT] COMMAND [ARGS...]\n"
+            "  -s PATH  the server's control socket (its -ctl PATH)\n"
+            "  -s PORT  the default socket of the server whose first listen "
+            "port is PORT\n"
+            "           (%s for port 53)\n"
+            "Without -s: the one candor running here.  \"candor ctl help\" "
+            "lists the\ncommands of the running server.\n",
+            cnd_ctl_default_path(53, path, sizeof(path)));
+}
+
+
+/* candor ctl [-s PATH|PORT] COMMAND [ARGS...] */
 static int
 cmd_ctl(int argc, char **argv)
 {
     const char *path = NULL;
+    if (argc >= 1 &&
+        (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "-help") == 0 ||
+         strcmp(argv[0], "--help") == 0)) {
+        ctl_usage(stdout);
+        return 0;
+    }
     if (argc >= 2 &&
         (strcmp(argv[0], "-s") == 0 || strcmp(argv[0], "--s") == 0)) {
         path = argv[1];
@@ -283,13 +308,7 @@ cmd_ctl(int argc, char **argv)
         argv += 2;
     }
     if (argc == 0) {
-        fprintf(stderr,
-                "Usage: candor ctl [-s PATH] COMMAND [ARGS...]\n"
-                "  -s PATH  the server's control socket (its -ctl; "
-                "default %s)\n"
-                "\"candor ctl help\" lists the commands of the running "
-                "server.\n",
-                cnd_ctl_default_path((char[108]){0}, 108));
+        ctl_usage(stderr);
         return 2;
     }
     return cnd_ctl_client(path, argc, argv);

@@ -10,6 +10,8 @@
  */
 #include "core/ctl.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -509,18 +511,128 @@ ctl_accept(uv_stream_t *server, int status)
 }
 
 
-const char *
-cnd_ctl_default_path(char *buf, size_t size)
+/* Where default sockets live: $CANDOR_CTL_DIR, else /run for root, else
+ * $XDG_RUNTIME_DIR, else /tmp (where the name carries the user ID: the
+ * folder is everyone's). */
+static const char *
+ctl_dir(bool *shared)
 {
+    const char *own = getenv("CANDOR_CTL_DIR");
     const char *xdg = getenv("XDG_RUNTIME_DIR");
-    if (geteuid() == 0) {
-        snprintf(buf, size, "/run/candor.ctl");
-    } else if (xdg != NULL && xdg[0] == '/') {
-        snprintf(buf, size, "%s/candor.ctl", xdg);
-    } else {
-        snprintf(buf, size, "/tmp/candor-%u.ctl", (unsigned)geteuid());
+    *shared = false;
+    if (own != NULL && own[0] == '/') {
+        return own;
     }
+    if (geteuid() == 0) {
+        return "/run";
+    }
+    if (xdg != NULL && xdg[0] == '/') {
+        return xdg;
+    }
+    *shared = true;
+    return "/tmp";
+}
+
+
+/* "candor-" or, in /tmp, "candor-UID-": the names of default sockets. */
+static void
+ctl_prefix(char *buf, size_t size, bool shared)
+{
+    if (shared) {
+        snprintf(buf, size, "candor-%u-", (unsigned)geteuid());
+    } else {
+        snprintf(buf, size, "candor-");
+    }
+}
+
+
+const char *
+cnd_ctl_default_path(uint16_t port, char *buf, size_t size)
+{
+    bool shared;
+    const char *dir = ctl_dir(&shared);
+    char prefix[32];
+    ctl_prefix(prefix, sizeof(prefix), shared);
+    snprintf(buf, size, "%s/%s%u.ctl", dir, prefix, port);
     return buf;
+}
+
+
+static bool ctl_alive(const char *path);
+
+
+int
+cnd_ctl_resolve(const char *hint, uint16_t port, char *buf, size_t size,
+                char *err, size_t errlen)
+{
+    if (hint != NULL && hint[0] != '\0') {
+        bool digits = true;
+        for (const char *c = hint; *c != '\0'; c++) {
+            digits &= isdigit((unsigned char)*c) != 0;
+        }
+        long n = digits ? strtol(hint, NULL, 10) : 0;
+        if (digits && n > 0 && n <= 65535) {
+            cnd_ctl_default_path((uint16_t)n, buf, size);
+        } else {
+            snprintf(buf, size, "%s", hint);
+        }
+        return 0;
+    }
+    if (port != 0) {
+        cnd_ctl_default_path(port, buf, size);
+        if (ctl_alive(buf)) {
+            return 0;
+        }
+    }
+    /* None given: the one live default socket. */
+    bool shared;
+    const char *dir = ctl_dir(&shared);
+    char prefix[32], found[8][108];
+    ctl_prefix(prefix, sizeof(prefix), shared);
+    size_t pl = strlen(prefix), n = 0;
+    DIR *dh = opendir(dir);
+    for (struct dirent *de; dh != NULL && (de = readdir(dh)) != NULL;) {
+        size_t l = strlen(de->d_name);
+        char path[108];
+        if (l <= pl + 4 || strncmp(de->d_name, prefix, pl) != 0 ||
+            strcmp(de->d_name + l - 4, ".ctl") != 0 ||
+            !isdigit((unsigned char)de->d_name[pl]) ||
+            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >=
+                sizeof(path) ||
+            !ctl_alive(path)) {
+            continue;
+        }
+        if (n < 8) {
+            memcpy(found[n], path, sizeof(path));
+        }
+        n++;
+    }
+    if (dh != NULL) {
+        closedir(dh);
+    }
+    if (n == 1) {
+        snprintf(buf, size, "%s", found[0]);
+        return 0;
+    }
+    if (n == 0) {
+        snprintf(err, errlen,
+                 "no candor control socket in %s (is candor running? give "
+                 "its -ctl path with -s PATH, or its first port with -s "
+                 "PORT)",
+                 dir);
+        return -1;
+    }
+    size_t o =
+        (size_t)snprintf(err, errlen, "%zu candor servers run here (", n);
+    for (size_t i = 0; i < n && i < 8 && o < errlen; i++) {
+        o += (size_t)snprintf(err + o, errlen - o, "%s%s", i ? ", " : "",
+                              found[i]);
+    }
+    if (o < errlen) {
+        snprintf(err + o, errlen - o, "%s): say which with -s PATH or -s PORT",
+                 n > 8 ? ", ..." : "");
+    }
+    return -1;
 }
 
 
@@ -548,11 +660,12 @@ ctl_closed(uv_handle_t *h)
 
 
 int
-cnd_ctl_start(uv_loop_t *loop, const char *path)
+cnd_ctl_start(uv_loop_t *loop, const char *path, uint16_t port, bool announce)
 {
     char def[108];
+    bool is_default = path == NULL;
     if (path == NULL) {
-        path = cnd_ctl_default_path(def, sizeof(def));
+        path = cnd_ctl_default_path(port, def, sizeof(def));
     }
     if (path[0] == '\0' || strcmp(path, "off") == 0) {
         return 0;
@@ -595,6 +708,16 @@ cnd_ctl_start(uv_loop_t *loop, const char *path)
     chmod(path, 0600);
     snprintf(ctl_srv.path, sizeof(ctl_srv.path), "%s", path);
     ctl_srv.on = true;
+    if (!announce) {
+        return 0;
+    }
+    if (is_default) {
+        cnd_log(CND_LOG_INFO, NULL, "Control socket %s: candor ctl -s %u help",
+                path, port);
+    } else {
+        cnd_log(CND_LOG_INFO, NULL, "Control socket %s: candor ctl -s %s help",
+                path, path);
+    }
     return 0;
 }
 
@@ -616,9 +739,12 @@ cnd_ctl_stop(void)
 int
 cnd_ctl_request(const char *path, const char *line, char **out, size_t *len)
 {
-    char def[108];
+    char def[108], why[8];
     if (path == NULL) {
-        path = cnd_ctl_default_path(def, sizeof(def));
+        if (cnd_ctl_resolve(NULL, 0, def, sizeof(def), why, sizeof(why)) != 0) {
+            return -ENOENT;
+        }
+        path = def;
     }
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t ll = strlen(line);
@@ -663,11 +789,12 @@ cnd_ctl_request(const char *path, const char *line, char **out, size_t *len)
 
 
 int
-cnd_ctl_client(const char *path, int argc, char **argv)
+cnd_ctl_client(const char *hint, int argc, char **argv)
 {
-    char def[108], line[CTL_LINE_MAX + 1];
-    if (path == NULL) {
-        path = cnd_ctl_default_path(def, sizeof(def));
+    char path[108], line[CTL_LINE_MAX + 1], err[1024];
+    if (cnd_ctl_resolve(hint, 0, path, sizeof(path), err, sizeof(err)) != 0) {
+        fprintf(stderr, "candor ctl: %s\n", err);
+        return 2;
     }
     size_t len = 0;
     for (int i = 0; i < argc; i++) {

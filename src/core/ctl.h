@@ -50,28 +50,42 @@ void cnd_ctl_workers(cnd_ctl_t *ctl, void (*fn)(cnd_worker_t *w, void *arg),
  * snapshot @self belongs to), or NULL.  On @w's thread. */
 void *cnd_worker_pdata(cnd_worker_t *w, const cnd_inst_t *self);
 
-/* The default socket: /run/candor.ctl for root, else
- * $XDG_RUNTIME_DIR/candor.ctl, else /tmp/candor-UID.ctl. */
-const char *cnd_ctl_default_path(char *buf, size_t size);
+/* The default socket of a server whose first listen port is @port:
+ * $CANDOR_CTL_DIR/candor-PORT.ctl when that is set, else
+ * /run/candor-PORT.ctl for root, else $XDG_RUNTIME_DIR/candor-PORT.ctl,
+ * else /tmp/candor-UID-PORT.ctl.  Two servers on one host listen on
+ * different ports, so their sockets differ. */
+const char *cnd_ctl_default_path(uint16_t port, char *buf, size_t size);
 
-/* Server side, main thread.  Listen on @path (NULL: the default; "" or
- * "off": none).  A path held by a live server, or that cannot be made,
- * is logged as a warning and the server runs without a control socket.
- * Returns 0, or -1 when out of memory. */
-int cnd_ctl_start(uv_loop_t *loop, const char *path);
+/* The socket to talk to, into @buf: @hint as a path, or as a port number
+ * the default socket of that port; with no @hint, the default socket of
+ * @port (if not 0) when a server answers there, else the one live default
+ * socket in the folder.  Returns 0, or -1 with the reason and the fix in
+ * @err (none runs; several do, listed). */
+int cnd_ctl_resolve(const char *hint, uint16_t port, char *buf, size_t size,
+                    char *err, size_t errlen);
+
+/* Server side, main thread.  Listen on @path (NULL: the default of
+ * @port, the first listen port; "" or "off": none) and, if @announce
+ * (not -quiet), log where.  A
+ * path held by a live server, or that cannot be made, is logged as a
+ * warning and the server runs without a control socket.  Returns 0, or
+ * -1 when out of memory. */
+int cnd_ctl_start(uv_loop_t *loop, const char *path, uint16_t port,
+                  bool announce);
 void cnd_ctl_stop(void);
 
 /* Send one command @line (no newline) to the server on @path (NULL: the
- * default) and read the whole reply into *@out (malloc'd, *@len bytes,
- * not NUL-terminated).  Returns 0, 1 when the reply is an error, or a
+ * one live default socket) and read the whole reply into *@out (malloc'd, *@len
+ * bytes, not NUL-terminated).  Returns 0, 1 when the reply is an error, or a
  * negative errno when the server cannot be reached (-ECONNRESET: it
  * closed without a reply). */
 int cnd_ctl_request(const char *path, const char *line, char **out,
                     size_t *len);
 
-/* The client: send @argv as one command to @path (NULL: the default),
- * print the reply.  Returns the exit status: 0, 1 on a failed command,
- * 2 when the server cannot be reached. */
-int cnd_ctl_client(const char *path, int argc, char **argv);
+/* The client: send @argv as one command to the server @hint names
+ * (cnd_ctl_resolve), print the reply.  Returns the exit status: 0, 1 on a
+ * failed command, 2 when the server cannot be reached. */
+int cnd_ctl_client(const char *hint, int argc, char **argv);
 
 #endif

@@ -307,6 +307,21 @@ server_plugins_stop(cnd_conf_t *cf)
 }
 
 
+/* The port of the first listen address: it names the default control
+ * socket, so servers on other ports do not share one. */
+static uint16_t
+server_first_port(const cnd_conf_t *cf)
+{
+    if (cf->nlistens == 0) {
+        return 0;
+    }
+    const struct sockaddr_storage *a = &cf->listens[0].addr;
+    return ntohs(a->ss_family == AF_INET
+                     ? ((const struct sockaddr_in *)a)->sin_port
+                     : ((const struct sockaddr_in6 *)a)->sin6_port);
+}
+
+
 /* ---- start-up lines --------------------------------------------------- */
 
 /* CoreDNS prints each zone of each server: "example.org.:53", with
@@ -661,14 +676,17 @@ cnd_server_run(const cnd_opts_t *opts, cnd_conf_t *conf, const char *pidfile)
         fprintf(stderr, "%s\n", err);
         exit(1); /* workers already running cannot be unwound */
     }
+    /* The control socket before the banner: whoever waits for the
+     * banner may use it at once. */
+    if (cnd_ctl_start(s.loop, opts->ctl_path, server_first_port(conf),
+                      !opts->quiet) != 0) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
     if (!opts->quiet) {
         server_banner(conf);
     }
     cnd_conf_tickers_start(conf, s.loop);
-    if (cnd_ctl_start(s.loop, opts->ctl_path) != 0) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
     uv_run(s.loop, UV_RUN_DEFAULT);
 
     for (unsigned i = 0; i < s.nworkers; i++) {

@@ -111,6 +111,8 @@ typedef struct {
     socklen_t server_len;
     char server_name[80];
     bool ctl_ok;
+    char ctl_buf[108];       /* the socket ctl_path resolved to   */
+    char ctl_why[512];       /* why none was found, or ""          */
     char *stats, *upstreams; /* ctl replies */
     char internal[KNOT_DNAME_TXT_MAXLEN + 1];
     doc_target_t t[DOC_MAX_TARGETS];
@@ -275,6 +277,9 @@ doc_ctl(doc_t *d, const char *cmd)
 {
     char *out = NULL;
     size_t len = 0;
+    if (d->ctl_path[0] == '\0') {
+        return NULL;
+    }
     int rc = cnd_ctl_request(d->ctl_path, cmd, &out, &len);
     if (rc != 0) {
         free(out);
@@ -586,6 +591,27 @@ doc_targets(doc_t *d)
 }
 
 
+/* Which control socket: -ctl (a path, or a port), else the default one
+ * of -server's port, else the one server running here. */
+static void
+doc_find_ctl(doc_t *d)
+{
+    uint16_t port = 0;
+    const char *colon =
+        d->server_arg != NULL ? strrchr(d->server_arg, ':') : NULL;
+    if (colon != NULL && (d->server_arg[0] != '[' || colon[-1] == ']')) {
+        port = (uint16_t)atoi(colon + 1);
+    }
+    if (cnd_ctl_resolve(d->ctl_path, port, d->ctl_buf, sizeof(d->ctl_buf),
+                        d->ctl_why, sizeof(d->ctl_why)) == 0) {
+        d->ctl_path = d->ctl_buf;
+        d->ctl_why[0] = '\0';
+    } else {
+        d->ctl_path = ""; /* none: doc_ctl() gets nothing */
+    }
+}
+
+
 /* What the server's control socket says of each target. */
 static void
 doc_server_view(doc_t *d)
@@ -783,8 +809,10 @@ doc_check_server(doc_t *d)
                              : "/ready on %s: HTTP %d",
               ready != NULL ? ready : "", d->ready);
     if (!d->ctl_ok) {
-        doc_check(d, DOC_SKIP, "requestlist", "the request list",
-                  "the control socket does not answer (give -ctl PATH)");
+        doc_check(d, DOC_SKIP, "requestlist", "the request list", "%s",
+                  d->ctl_why[0] != '\0'
+                      ? d->ctl_why
+                      : "the control socket does not answer (give -ctl PATH)");
         doc_check(d, DOC_SKIP, "max_concurrent", "max_concurrent rejects",
                   "the control socket does not answer");
         doc_check(d, DOC_SKIP, "servfail_rate", "the SERVFAIL rate",
@@ -1211,25 +1239,27 @@ doc_print_json(const doc_t *d, const doc_verdict_t *v)
 
 /* ---- main ------------------------------------------------------------- */
 
+/* The usage: on stdout for -h (exit 0), on stderr after @why (exit 2). */
 static int
 doc_usage(const char *why)
 {
+    FILE *f = why != NULL ? stderr : stdout;
     if (why != NULL) {
         fprintf(stderr, "candor doctor: %s\n", why);
     }
-    fprintf(stderr,
-            "Usage: candor doctor [NAME...] [-conf FILE] [-server "
-            "ADDR[:PORT]] [-ctl SOCKET] [-json]\n"
-            "  NAME     a name that fails (asked for A); none: the server "
-            "and its upstreams only\n"
-            "  -conf    the Corefile, when the control socket does not "
-            "give it\n"
-            "  -server  where to ask (default: the first listen address)\n"
-            "  -ctl     the server's control socket (default as candor's "
-            "-ctl)\n"
-            "  -json    one JSON object instead of text\n"
-            "Exit: 0 healthy, 1 a problem found, 2 doctor could not run.\n");
-    return 2;
+    fprintf(f, "Usage: candor doctor [NAME...] [-conf FILE] [-server "
+               "ADDR[:PORT]] [-ctl SOCKET] [-json]\n"
+               "  NAME     a name that fails (asked for A); none: the server "
+               "and its upstreams only\n"
+               "  -conf    the Corefile, when the control socket does not "
+               "give it\n"
+               "  -server  where to ask (default: the first listen address)\n"
+               "  -ctl     the server's control socket, a path or a port "
+               "(default: that of\n"
+               "           -server's port, else the one server running here)\n"
+               "  -json    one JSON object instead of text\n"
+               "Exit: 0 healthy, 1 a problem found, 2 doctor could not run.\n");
+    return why != NULL ? 2 : 0;
 }
 
 
@@ -1273,6 +1303,7 @@ cnd_doctor_main(int argc, char **argv)
         }
         *val = argv[++i];
     }
+    doc_find_ctl(&d);
     if (doc_load_conf(&d) != 0 || doc_server(&d) != 0) {
         if (d.cf != NULL) {
             cnd_conf_unref(d.cf);

@@ -52,7 +52,7 @@ class Server:
     """A running candor process."""
 
     def __init__(self, corefile, workdir, addr=None, port=None, args=(),
-                 env=None, wait=True, preexec_fn=None):
+                 env=None, wait=True, preexec_fn=None, ctl=True):
         self.addr = addr or free_addr()
         self.port = port or free_port(self.addr)
         self.workdir = str(workdir)
@@ -68,10 +68,11 @@ class Server:
         if env:
             penv.update(env)
         # A control socket of its own, on a short path (sun_path is 108
-        # bytes), unless the test chooses.
+        # bytes), unless the test chooses (-ctl, or ctl=False for the
+        # default one).
         args = list(args)
         self.ctl_path = None
-        if "-ctl" not in args:
+        if "-ctl" not in args and ctl:
             self._ctl_dir = tempfile.mkdtemp(prefix="cnd")
             self.ctl_path = os.path.join(self._ctl_dir, "ctl.sock")
             args += ["-ctl", self.ctl_path]

@@ -12,7 +12,7 @@ import sys
 
 from conftest import CANDOR, ROOT, _which
 
-# Program -> Debian package: scripts/install-deps installs all of them.
+# Program -> Debian package: scripts/install-deps --test installs them.
 NEEDED = {"dnsperf": "dnsperf", "knotd": "knot", "unbound": "unbound",
           "dnsdist": "dnsdist", "dnsmasq": "dnsmasq-base",
           "kresd": "knot-resolver", "taskset": "util-linux"}
@@ -24,7 +24,7 @@ def test_bench_smoke(tmp_path):
     missing = ["%s (package %s)" % (p, pkg) for p, pkg in NEEDED.items()
                if not _which(p)]
     assert not missing, (
-        "the benchmark smoke test needs %s: run scripts/install-deps" %
+        "the benchmark smoke test needs %s: run scripts/install-deps --test" %
         ", ".join(missing))
 
     make = subprocess.run(["make", "-C", ROOT, "build/bench/echo"],

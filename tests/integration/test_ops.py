@@ -15,6 +15,7 @@ import dns.edns
 import dns.message
 import dns.query
 import dns.rcode
+import pytest
 
 from conftest import free_port, metric, scrape
 
@@ -381,6 +382,54 @@ def test_ctl_without_server():
     assert "cannot connect to /nonexistent/ctl.sock" in p.stderr
     p = run_candor("ctl")
     assert p.returncode == 2 and "Usage: candor ctl" in p.stderr
+
+
+def test_ctl_default_socket_per_server(candor, tmp_path):
+    """Without -ctl each server takes the socket of its first listen port
+    and says where; "candor ctl" without -s finds the one running, asks
+    which when two run, and takes a port for -s; doctor finds the socket
+    of -server's port."""
+    import tempfile
+    from conftest import run_candor
+    d = tempfile.mkdtemp(prefix="cndctl")   # short: sun_path is 108 bytes
+    env = {"CANDOR_CTL_DIR": d}
+    conf = ".:@PORT@ {\n    bind @ADDR@\n    whoami\n}\n"
+    a = candor(conf, ctl=False, env=env)
+    line = "[INFO] Control socket %s/candor-%d.ctl: candor ctl -s %d help" % (
+        d, a.port, a.port)
+    assert line in a.log()
+    p = run_candor("ctl", "stats", env=env)
+    assert p.returncode == 0 and "worker.0.queries.dropped=" in p.stdout
+    b = candor(conf, ctl=False, env=env)
+    p = run_candor("ctl", "stats", env=env)
+    assert p.returncode == 2
+    assert "2 candor servers run here" in p.stderr
+    assert "%s/candor-%d.ctl" % (d, a.port) in p.stderr
+    assert "%s/candor-%d.ctl" % (d, b.port) in p.stderr
+    assert "say which with -s PATH or -s PORT" in p.stderr
+    p = run_candor("ctl", "-s", str(b.port), "config", env=env)
+    assert p.returncode == 0 and b.conf in p.stdout
+    p = run_candor("doctor", "-server", "%s:%d" % (a.addr, a.port), env=env)
+    assert "control socket: answers" in p.stdout, p.stdout + p.stderr
+    assert "configuration: %s, from the running server" % a.conf in p.stdout
+    b.stop()
+    p = run_candor("ctl", "config", env=env)
+    assert p.returncode == 0 and a.conf in p.stdout
+    a.stop()
+    p = run_candor("ctl", "stats", env=env)
+    assert p.returncode == 2 and "no candor control socket in %s" % d in p.stderr
+    os.rmdir(d)
+
+
+@pytest.mark.parametrize("argv", [["-h"], ["-help"], ["--help"],
+                                  ["ctl", "-h"], ["ctl", "--help"],
+                                  ["doctor", "-h"], ["dig", "-h"]])
+def test_help_goes_to_stdout(argv):
+    from conftest import run_candor
+    p = run_candor(*argv)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("Usage: candor"), p.stdout
+    assert p.stderr == ""
 
 
 def test_ctl_socket_in_use_is_a_warning(candor, tmp_path):

@@ -218,7 +218,19 @@ static const conf_case_t conf_cases[] = {
     /* health */
     {"health", NULL, 0},
     {"health localhost:1234", NULL, 0},
-    {"health bla:a", NULL, 0}, /* as CoreDNS: fails when it starts */
+    /* CoreDNS finds these only when it starts; candor at load, so that
+     * -validate refuses them too */
+    {"health bla:a",
+     E("health: Corefile:2", "listen tcp: lookup tcp/a: unknown port (give the "
+                             "port as a number, 0-65535)")},
+    {"health :99999",
+     E("health: Corefile:2", "listen tcp: address 99999: invalid port (a port "
+                             "is 0-65535)")},
+    {"health name.example:8080",
+     E("health: Corefile:2", "listen tcp name.example:8080: host "
+                             "name.example is not an IP address (give an IP "
+                             "address, localhost, or no host for every "
+                             "address: :8080)")},
     {"health [::1]:8080", NULL, 0},
     {"health :8080 {\n  lameduck 4s\n }", NULL, 4 * CND_NS_PER_SEC},
     {"health {\n  lameduck 1m30s\n }", NULL, 90 * CND_NS_PER_SEC},
