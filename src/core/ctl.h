@@ -66,20 +66,19 @@ int cnd_ctl_resolve(const char *hint, uint16_t port, char *buf, size_t size,
                     char *err, size_t errlen);
 
 /* Server side, main thread.  Listen on @path (NULL: the default of
- * @port, the first listen port; "" or "off": none) and, if @announce
- * (not -quiet), log where.  A
- * path held by a live server, or that cannot be made, is logged as a
- * warning and the server runs without a control socket.  Returns 0, or
- * -1 when out of memory. */
+ * @port, the first listen port; "" or "off": none) and, if @announce (not
+ * -quiet), log where.  A path held by a live server, or that cannot be
+ * made, is logged as a warning and the server runs without a control
+ * socket.  Returns 0, or -1 when out of memory. */
 int cnd_ctl_start(uv_loop_t *loop, const char *path, uint16_t port,
                   bool announce);
 void cnd_ctl_stop(void);
 
 /* Send one command @line (no newline) to the server on @path (NULL: the
- * one live default socket) and read the whole reply into *@out (malloc'd, *@len
- * bytes, not NUL-terminated).  Returns 0, 1 when the reply is an error, or a
- * negative errno when the server cannot be reached (-ECONNRESET: it
- * closed without a reply). */
+ * one live default socket) and read the whole reply into *@out
+ * (malloc'd, *@len bytes, not NUL-terminated).  Returns 0, 1 when the
+ * reply is an error, or a negative errno when the server cannot be
+ * reached (-ECONNRESET: it closed without a reply). */
 int cnd_ctl_request(const char *path, const char *line, char **out,
                     size_t *len);
 

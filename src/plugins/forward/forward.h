@@ -205,8 +205,8 @@ struct fwd_wup_s {
     cnd_series_t *hc_fail_legacy;
     cnd_series_t *conn_hit[3], *conn_miss[3];
     cnd_series_t *conn_hit_legacy[3], *conn_miss_legacy[3];
-    cnd_series_t *sent, *received;         /* candor_forward_packets_*        */
-    cnd_series_t *rejected[FWD_REJ_COUNT]; /* by reason, on first use */
+    cnd_series_t *sent, *received;         /* candor_forward_packets_* */
+    cnd_series_t *rejected[FWD_REJ_COUNT]; /* by reason, on first use  */
 };
 
 /* What happened with one upstream during one query: the failure text is
