@@ -545,27 +545,15 @@ out:
 }
 
 
-/* Which plugin of @srv the fast path may ask (cnd_server_t.fast): the
- * first with a query() hook, when it has fast() and every plugin before
- * it that sees answers (response() or finish()) has its fast_ variant
- * or cares only for failures. */
+/* The plugin of @srv whose prefetch hook the batch calls
+ * (cnd_server_t.prefetch): the first of its chain with one. */
 static void
-conf_fast_path(cnd_server_t *srv)
+conf_prefetch(cnd_server_t *srv)
 {
-    srv->fast = NULL;
-    for (size_t i = 0; i < srv->nchain; i++) {
-        cnd_inst_t *in = &srv->chain[i];
-        const cnd_plugin_t *p = in->plugin;
-        if (p->query != NULL) {
-            srv->fast = p->fast != NULL ? in : NULL;
-            return;
-        }
-        if (p->flags & CND_PLUGIN_FAILURES_ONLY) {
-            continue;
-        }
-        if ((p->response != NULL && p->fast_response == NULL) ||
-            (p->finish != NULL && p->fast_finish == NULL)) {
-            return;
+    srv->prefetch = NULL;
+    for (size_t i = 0; i < srv->nchain && srv->prefetch == NULL; i++) {
+        if (srv->chain[i].plugin->prefetch != NULL) {
+            srv->prefetch = &srv->chain[i];
         }
     }
 }
@@ -615,7 +603,7 @@ conf_build_chains(cnd_conf_t *cf, cnd_inst_t **list, size_t n)
     }
     cf->ninsts = n; /* from here the snapshot runs every fini() */
     for (size_t s = 0; s < cf->nservers; s++) {
-        conf_fast_path(&cf->servers[s]);
+        conf_prefetch(&cf->servers[s]);
     }
     for (size_t i = 0; i < n; i++) {
         cnd_inst_t *in = cf->insts[i];

@@ -69,10 +69,8 @@ struct cnd_server_s {
     size_t nbinds;
     cnd_tcp_opts_t tcp;
     bool any_class; /* a plugin of it takes any QCLASS   */
-    /* The plugin whose fast() may answer before a request is made: the
-     * first with a query() hook, when nothing before it must see the
-     * answer (conf_fast_path); NULL for none. */
-    cnd_inst_t *fast;
+    /* The first plugin of the chain with a prefetch() hook, or NULL. */
+    cnd_inst_t *prefetch;
 };
 
 /* One address:port the snapshot listens on, UDP and TCP, and the zones

@@ -151,13 +151,13 @@ ctl_stats_worker(cnd_worker_t *w, void *arg)
                    "worker.%u.requestlist.current=%u\n"
                    "worker.%u.requestlist.max=%u\n"
                    "worker.%u.queries.dropped=%llu\n"
-                   "worker.%u.queries.fast=%llu\n"
+                   "worker.%u.queries.light=%llu\n"
                    "worker.%u.udp.waits=%llu\n"
                    "worker.%u.tcp.connections=%u\n"
                    "worker.%u.tcp.evicted=%llu\n",
                    w->id, w->ninflight, w->id, w->ninflight_max, w->id,
                    (unsigned long long)w->dropped, w->id,
-                   (unsigned long long)w->fast, w->id,
+                   (unsigned long long)w->light, w->id,
                    (unsigned long long)w->udp_waits, w->id,
                    w->nconns - w->nconns_closing, w->id,
                    (unsigned long long)w->tcp_evicted);

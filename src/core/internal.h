@@ -26,9 +26,6 @@
 #define CND_UDP_BATCH 32
 /* Largest query taken over UDP; longer datagrams are dropped. */
 #define CND_UDP_RX_SIZE 4096
-/* Largest answer the fast path (fast.c) sends, OPT included: the EDNS
- * size candor advertises; larger ones take the normal path. */
-#define CND_FAST_MAX 1232
 /* Free requests kept per worker; more are freed on release. */
 #define CND_REQ_KEEP 1024
 /* Requests in flight per worker; a query beyond it is dropped. */
@@ -44,15 +41,6 @@
 #define CND_TCP_MAX_CONNS 1024
 
 typedef struct cnd_wlisten_s cnd_wlisten_t;
-
-/* A datagram of a UDP batch as the fast path read it (fast.c). */
-typedef struct cnd_fast_s {
-    cnd_fastq_t q;
-    cnd_inst_t *self; /* the plugin whose fast() answers     */
-    size_t limit;     /* the largest answer the client takes */
-    bool edns;
-    uint8_t name[KNOT_DNAME_MAXLEN]; /* q.qname */
-} cnd_fast_t;
 
 /* A UDP listening socket of one worker. */
 typedef struct cnd_udp_s {
@@ -176,17 +164,16 @@ struct cnd_worker_s {
     uint8_t rx_ctl[CND_UDP_BATCH][64];
     uint8_t (*rx_buf)[CND_UDP_RX_SIZE];
     struct sockaddr_storage rx_local[CND_UDP_BATCH]; /* wildcard: dst */
-    cnd_fast_t *rx_fast; /* the batch as the fast path read it  */
-    uint64_t rx_ns;      /* when the batch was read (uv_hrtime)  */
+    cnd_req_t *rx_req[CND_UDP_BATCH]; /* the batch, admitted           */
+    uint64_t rx_ns;                   /* when the batch was read (uv_hrtime)  */
 
     /* UDP send queue, flushed with sendmmsg. */
     struct mmsghdr tx[CND_UDP_BATCH];
     struct iovec tx_iov[CND_UDP_BATCH];
     struct sockaddr_storage tx_addr[CND_UDP_BATCH];
     uint8_t tx_ctl[CND_UDP_BATCH][64];
-    cnd_req_t *tx_req[CND_UDP_BATCH]; /* NULL: a fast-path answer   */
+    cnd_req_t *tx_req[CND_UDP_BATCH]; /* released once sent          */
     int tx_fd[CND_UDP_BATCH];
-    uint8_t (*tx_fast)[CND_FAST_MAX]; /* fast answers, by tx slot     */
     unsigned ntx;
 
     /* Answers built with libknot go here first (cnd_req_answer_begin). */
@@ -202,12 +189,12 @@ struct cnd_worker_s {
     uv_sem_t started; /* posted once start-up is done        */
 
     /* Counters (read by ctl and metrics). */
-    uint64_t dropped;                /* queries dropped: malformed, overload */
-    uint64_t fast;                   /* answered by the fast path (fast.c)  */
-    uint64_t udp_waits;              /* batches read waiting in recvmmsg    */
-    unsigned nudp;                   /* UDP sockets reading (udp.c)         */
-    unsigned ninflight_max;          /* the most in flight at once          */
-    cnd_mstore_t *metrics;           /* this worker's series                */
+    uint64_t dropped;       /* queries dropped: malformed, overload */
+    uint64_t light;         /* queries admitted by the light read (req.c) */
+    uint64_t udp_waits;     /* batches read waiting in recvmmsg    */
+    unsigned nudp;          /* UDP sockets reading (udp.c)         */
+    unsigned ninflight_max; /* the most in flight at once          */
+    cnd_mstore_t *metrics;  /* this worker's series                */
     cnd_series_t *m_current, *m_max; /* candor_requestlist_*     */
 };
 
@@ -244,9 +231,20 @@ cnd_wconf_t *cnd__worker_view(cnd_worker_t *w, const cnd_conf_t *conf);
 void cnd__req_release(cnd_req_t *r);
 void cnd__worker_maybe_done(cnd_worker_t *w);
 
-/* req.c: run a query that the transport copied in.  @conn is the UDP
- * listener or TCP connection.  Takes a request from the pool; drops the
- * query when there is none. */
+/* req.c: admit a query that the transport read (@conn is the UDP
+ * listener or TCP connection): a request from the pool, the query read
+ * and routed.  Returns the request, ready to run; or NULL when it was
+ * answered at once (FORMERR, REFUSED, ...) or dropped (no request free,
+ * not a query). */
+cnd_req_t *cnd__req_admit(cnd_worker_t *w, cnd_proto_t proto, void *conn,
+                          const cnd_listen_t *listen, const uint8_t *wire,
+                          size_t len, const struct sockaddr_storage *remote,
+                          const struct sockaddr_storage *local);
+/* Walk an admitted request down its chain. */
+void cnd__req_run(cnd_req_t *r);
+/* The prefetch hook of @r's chain (plugin.h), @step 0 or 1. */
+void cnd__req_prefetch(cnd_req_t *r, int step);
+/* Admit and run. */
 void cnd__req_input(cnd_worker_t *w, cnd_proto_t proto, void *conn,
                     const cnd_listen_t *listen, const uint8_t *wire, size_t len,
                     const struct sockaddr_storage *remote,
@@ -267,19 +265,6 @@ void cnd__udp_queue(cnd_udp_t *u, const uint8_t *out, size_t len,
                     const struct sockaddr_storage *remote,
                     const struct sockaddr_storage *local, cnd_req_t *r);
 void cnd__udp_flush(cnd_worker_t *w);
-
-/* fast.c: answer a UDP query at once when the fast path can (a cache
- * hit), in two steps over a batch.  cnd__fast_read() reads @wire into
- * @f and lets the answering plugin prefetch what it will need; false
- * when the query takes the normal path (cnd__req_input).  Then
- * cnd__fast_answer() answers it, or returns false for the normal path;
- * @next, the batch's next query read, or NULL, gets its second prefetch
- * meanwhile. */
-bool cnd__fast_read(cnd_worker_t *w, cnd_udp_t *u, const uint8_t *wire,
-                    size_t len, const struct sockaddr_storage *remote,
-                    const struct sockaddr_storage *local, cnd_fast_t *f);
-bool cnd__fast_answer(cnd_worker_t *w, cnd_udp_t *u, cnd_fast_t *f,
-                      cnd_fast_t *next);
 
 /* tcp.c */
 int cnd__tcp_start(cnd_tcpl_t *l, int fd);

@@ -52,31 +52,7 @@ enum {
     /* Queries of any class reach the chain (CoreDNS: forward, chaos);
      * otherwise a server answers REFUSED to a class other than IN. */
     CND_PLUGIN_ANY_CLASS = 1 << 2,
-    /* Its response() and finish() act only on answers that carry a
-     * failure (errors): the fast path, whose answers never do, may pass
-     * it by. */
-    CND_PLUGIN_FAILURES_ONLY = 1 << 3,
 };
-
-/* A UDP query as the fast path (core/fast.c) read it straight from the
- * datagram, before any request exists: header checked, the question's
- * name lowercased, a bare OPT read, the zone routed.  Valid during the
- * fast hooks' calls. */
-typedef struct cnd_fastq_s {
-    cnd_worker_t *worker;
-    const uint8_t *wire;       /* the query as received              */
-    size_t len;                /* its bytes                          */
-    size_t question_end;       /* bytes of header and question       */
-    const knot_dname_t *qname; /* lowercased                         */
-    uint16_t qtype, qclass;
-    bool do_bit; /* DNSSEC OK                          */
-    const cnd_zone_t *zone;
-    const struct sockaddr_storage *remote, *local;
-    uint64_t start_ns; /* receipt (of its batch), monotonic  */
-    const char *by;    /* the plugin that answered           */
-    uint64_t hint;     /* fast_prefetch()'s, for fast()      */
-    bool hinted;       /* fast_prefetch() set hint           */
-} cnd_fastq_t;
 
 /* One use of a plugin in one server block.  Config lifetime. */
 struct cnd_inst_s {
@@ -125,30 +101,15 @@ struct cnd_plugin_s {
 
     /* Request path: worker thread, never blocks.  NULL query == NEXT. */
     cnd_rc_t (*query)(cnd_req_t *r, cnd_inst_t *self);
-    /* Optional, for the first plugin of a chain with a query() hook: the
-     * answer to a UDP query taken before a request exists (core/fast.c,
-     * a cache hit).  Write a whole message without OPT (the core adds
-     * the client's OPT and ID) of at most @cap bytes to @out and return
-     * its length, or 0 to let the query take the normal path.  The
-     * answer must be the one query() would give, with no failure or
-     * note; worker thread, no allocation, no blocking. */
-    size_t (*fast)(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
-                   uint8_t *out, size_t cap);
-    /* Optional, with fast(): start loading the memory fast() will read
-     * for @q, so that a batch's cache misses overlap instead of coming
-     * one after another.  Called twice per query: @step 0 when the
-     * batch is read, @step 1 just before the query ahead of it is
-     * answered.  Only prefetches; may leave q->hint for fast(). */
-    void (*fast_prefetch)(cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
-                          int step);
-    /* What response() and finish() do, for a fast answer (@len bytes at
-     * @out; before the OPT is added for fast_response, final for
-     * fast_finish).  A plugin before the cache with response() or
-     * finish() but not these turns the fast path off for its block. */
-    void (*fast_response)(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
-                          uint8_t *out, size_t len);
-    void (*fast_finish)(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
-                        const uint8_t *out, size_t len);
+    /* Optional: start loading the memory query() will read for @r, so
+     * that the cache misses of a UDP batch's queries overlap instead of
+     * coming one after another (udp.c admits a whole batch before it
+     * runs any of it).  Called twice per request of a batch: @step 0
+     * when the batch is admitted, @step 1 just before the request ahead
+     * of @r runs.  Only the first plugin of a chain with this hook gets
+     * it.  Only prefetches (and may keep what it computed in its request
+     * context for query()); worker thread, no blocking. */
+    void (*prefetch)(cnd_req_t *r, cnd_inst_t *self, int step);
     /* The way back, on every plugin before the one that answered. */
     void (*response)(cnd_req_t *r, cnd_inst_t *self);
     /* The answer is final (r->out, r->out_len: what the client gets)

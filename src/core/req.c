@@ -154,6 +154,9 @@ const cnd_fail_t *
 cnd_req_failure(const cnd_req_t *r)
 {
     const cnd_fail_t *best = NULL;
+    if (r->nfails == 0) {
+        return NULL;
+    }
     for (unsigned i = 0; i < r->nfails; i++) {
         const cnd_fail_t *f = &r->fails[i];
         if (!f->note && (best == NULL || cnd_ede_priority(f->ede) >
@@ -168,6 +171,22 @@ cnd_req_failure(const cnd_req_t *r)
 /* ---- answers ---------------------------------------------------------- */
 
 int
+cnd_req_answer_own(cnd_req_t *r, uint8_t *wire, size_t len, size_t cap)
+{
+    if (len < KNOT_WIRE_HEADER_SIZE || len > 65535 || cap < len) {
+        return -EINVAL;
+    }
+    r->resp = wire;
+    r->resp_len = (uint16_t)len;
+    r->resp_cap = (uint16_t)(cap < 65535 ? cap : 65535);
+    r->resp_synth = false;
+    r->resp_owned = true;
+    r->answered_by = req_layer(r);
+    return 0;
+}
+
+
+int
 cnd_req_answer(cnd_req_t *r, const uint8_t *wire, size_t len)
 {
     if (len < 12 || len > 65535) {
@@ -180,6 +199,7 @@ cnd_req_answer(cnd_req_t *r, const uint8_t *wire, size_t len)
     r->resp = copy;
     r->resp_len = (uint16_t)len;
     r->resp_synth = false;
+    r->resp_owned = false;
     r->answered_by = req_layer(r);
     return 0;
 }
@@ -190,7 +210,8 @@ cnd_req_answer_begin(cnd_req_t *r)
 {
     knot_pkt_t *pkt = r->worker->scratch;
     knot_pkt_clear(pkt);
-    if (knot_pkt_init_response(pkt, r->q) != KNOT_EOK) {
+    knot_pkt_t *q = cnd_req_pkt(r);
+    if (q == NULL || knot_pkt_init_response(pkt, q) != KNOT_EOK) {
         return NULL;
     }
     knot_wire_set_rcode(pkt->wire, KNOT_RCODE_NOERROR);
@@ -229,9 +250,9 @@ cnd_req_rcode(const cnd_req_t *r)
 static void
 req_bare_reply(cnd_req_t *r, uint16_t rcode)
 {
-    size_t qsize = r->q != NULL ? 12 + knot_pkt_question_size(r->q) : 12;
-    if (qsize > r->qlen) {
-        qsize = 12;
+    size_t qsize = r->question_end;
+    if (qsize < KNOT_WIRE_HEADER_SIZE || qsize > r->qlen) {
+        qsize = KNOT_WIRE_HEADER_SIZE;
     }
     uint8_t *out = cnd_arena_alloc(&r->arena, qsize);
     if (out == NULL ||
@@ -242,6 +263,7 @@ req_bare_reply(cnd_req_t *r, uint16_t rcode)
     r->resp = out;
     r->resp_len = (uint16_t)qsize;
     r->resp_synth = true;
+    r->resp_owned = false;
     r->answered_by = NULL;
 }
 
@@ -263,15 +285,113 @@ req_reject(cnd_req_t *r, uint16_t rcode, uint16_t ede, bool question,
     req_add_record(r, "server", rcode, ede, false, NULL, fmt, ap);
     va_end(ap);
     if (!question) {
-        r->q = NULL;
+        r->question_end = KNOT_WIRE_HEADER_SIZE;
     }
     req_bare_reply(r, rcode);
     req_finish(r);
 }
 
 
-void
-cnd__req_input(cnd_worker_t *w, cnd_proto_t proto, void *conn,
+/* The light read (dns/msg.h): most queries are read without libknot's
+ * parse of the whole message, the name lowercased into r->qname_buf. */
+static bool
+req_read_light(cnd_req_t *r)
+{
+    cnd_qlight_t q;
+    if (!cnd_msg_read_light(r->qwire, r->qlen, r->qname_buf, &q)) {
+        return false;
+    }
+    r->qname = r->qname_buf;
+    r->qtype = q.qtype;
+    r->qclass = q.qclass;
+    r->question_end = q.question_end;
+    r->has_edns = q.edns;
+    r->udp_size = q.udp_size;
+    r->do_bit = q.do_bit;
+    r->edns_version = q.edns_version;
+    r->worker->light++;
+    return true;
+}
+
+
+/* Parse the query with libknot into r->q.  Returns 0, -ENOMEM, or a
+ * libknot error (the message is malformed). */
+static int
+req_parse(cnd_req_t *r)
+{
+    knot_mm_t mm;
+    cnd_knot_mm(&mm, &r->arena);
+    r->q = knot_pkt_new((uint8_t *)r->qwire, r->qlen, &mm);
+    if (r->q == NULL) {
+        return -ENOMEM;
+    }
+    /* The knot_pkt_t keeps a pointer to its allocator: give it one that
+     * lives as long as the packet. */
+    r->q->mm = mm;
+    int prc = knot_pkt_parse(r->q, 0);
+    if (prc == KNOT_ETRAIL) {
+        prc = KNOT_EOK; /* miekg/dns takes trailing bytes too */
+    }
+    return prc;
+}
+
+
+knot_pkt_t *
+cnd_req_pkt(cnd_req_t *r)
+{
+    if (r->q == NULL && r->qwire != NULL && req_parse(r) != KNOT_EOK) {
+        r->q = NULL;
+    }
+    return r->q;
+}
+
+
+/* The full read, for what the light one leaves: libknot's parse, the
+ * OPT's rules.  Returns true when the query goes on; else it has been
+ * answered (or dropped). */
+static bool
+req_read_full(cnd_req_t *r)
+{
+    int prc = req_parse(r);
+    if (prc == -ENOMEM) {
+        cnd_worker_t *w = r->worker;
+        cnd__req_release(r);
+        w->dropped++;
+        return false;
+    }
+    if (prc != KNOT_EOK) {
+        bool question = r->q->qname_size != 0;
+        r->question_end =
+            (uint16_t)(KNOT_WIRE_HEADER_SIZE + knot_pkt_question_size(r->q));
+        req_reject(r, KNOT_RCODE_FORMERR, CND_EDE_NONE, question,
+                   "malformed query: %s", knot_strerror(prc));
+        return false;
+    }
+    r->qname = knot_pkt_qname(r->q);
+    r->qtype = knot_pkt_qtype(r->q);
+    r->qclass = knot_pkt_qclass(r->q);
+    r->question_end =
+        (uint16_t)(KNOT_WIRE_HEADER_SIZE + knot_pkt_question_size(r->q));
+    const knot_rrset_t *opt = r->q->opt_rr;
+    if (opt != NULL) {
+        if (opt->owner[0] != 0) {
+            /* RFC 6891 6.1.2: the OPT's owner is the root. */
+            req_reject(r, KNOT_RCODE_FORMERR, CND_EDE_NONE, true,
+                       "malformed query: OPT owner is not the root");
+            return false;
+        }
+        r->has_edns = true;
+        r->do_bit = knot_edns_do(opt);
+        r->udp_size = knot_edns_get_payload(opt);
+        r->edns_version = knot_edns_get_version(opt);
+        r->edns_options = opt->rrs.count > 0 && opt->rrs.rdata->len > 0;
+    }
+    return true;
+}
+
+
+cnd_req_t *
+cnd__req_admit(cnd_worker_t *w, cnd_proto_t proto, void *conn,
                const cnd_listen_t *listen, const uint8_t *wire, size_t len,
                const struct sockaddr_storage *remote,
                const struct sockaddr_storage *local)
@@ -280,36 +400,39 @@ cnd__req_input(cnd_worker_t *w, cnd_proto_t proto, void *conn,
      * answer at all (answering would only help reflection). */
     if (len < KNOT_WIRE_HEADER_SIZE || knot_wire_get_qr(wire)) {
         w->dropped++;
-        return;
+        return NULL;
     }
     cnd_req_t *r = cnd__req_get(w, w->wc);
     if (r == NULL) {
         w->dropped++;
-        return;
+        return NULL;
     }
     r->proto = proto;
     r->conn = conn;
     if (proto == CND_PROTO_TCP) {
         cnd__tcp_req_attach(r);
+        r->start_ns = uv_hrtime();
+    } else {
+        r->start_ns = w->rx_ns; /* its batch's receipt */
     }
     r->remote = *remote;
     r->local = *local;
-    r->start_ns = uv_hrtime();
     r->qwire = cnd_arena_memdup(&r->arena, wire, len);
     r->qlen = (uint16_t)len;
+    r->question_end = KNOT_WIRE_HEADER_SIZE;
     r->id = knot_wire_get_id(wire);
     r->max_size = proto == CND_PROTO_TCP ? 65535 : 512;
     if (r->qwire == NULL) {
         cnd__req_release(r);
         w->dropped++;
-        return;
+        return NULL;
     }
 
     uint8_t opcode = knot_wire_get_opcode(wire);
     if (opcode != KNOT_OPCODE_QUERY && opcode != KNOT_OPCODE_NOTIFY) {
         req_reject(r, KNOT_RCODE_NOTIMPL, CND_EDE_NONE, false,
                    "opcode %u is not implemented", opcode);
-        return;
+        return NULL;
     }
     if (knot_wire_get_qdcount(wire) != 1 || knot_wire_get_ancount(wire) > 1 ||
         knot_wire_get_nscount(wire) > 1 || knot_wire_get_arcount(wire) > 2) {
@@ -317,51 +440,23 @@ cnd__req_input(cnd_worker_t *w, cnd_proto_t proto, void *conn,
                    "malformed query: section counts %u/%u/%u/%u",
                    knot_wire_get_qdcount(wire), knot_wire_get_ancount(wire),
                    knot_wire_get_nscount(wire), knot_wire_get_arcount(wire));
-        return;
+        return NULL;
     }
-
-    knot_mm_t mm;
-    cnd_knot_mm(&mm, &r->arena);
-    r->q = knot_pkt_new((uint8_t *)r->qwire, r->qlen, &mm);
-    if (r->q == NULL) {
-        cnd__req_release(r);
-        w->dropped++;
-        return;
+    if (!req_read_light(r) && !req_read_full(r)) {
+        return NULL;
     }
-    /* The knot_pkt_t keeps a pointer to its allocator: give it one that
-     * lives as long as the packet. */
-    r->q->mm = mm;
-    int prc = knot_pkt_parse(r->q, 0);
-    if (prc != KNOT_EOK && prc != KNOT_ETRAIL) {
-        bool question = r->q->qname_size != 0;
-        req_reject(r, KNOT_RCODE_FORMERR, CND_EDE_NONE, question,
-                   "malformed query: %s", knot_strerror(prc));
-        return;
-    }
-    r->qname = knot_pkt_qname(r->q);
-    r->qtype = knot_pkt_qtype(r->q);
-    r->qclass = knot_pkt_qclass(r->q);
-
-    if (r->q->opt_rr != NULL) {
-        if (r->q->opt_rr->owner[0] != 0) {
-            /* RFC 6891 6.1.2: the OPT's owner is the root. */
-            req_reject(r, KNOT_RCODE_FORMERR, CND_EDE_NONE, true,
-                       "malformed query: OPT owner is not the root");
-            return;
+    if (r->has_edns) {
+        if (r->udp_size < 512) {
+            r->udp_size = 512;
         }
-        r->has_edns = true;
-        r->do_bit = knot_edns_do(r->q->opt_rr);
-        uint16_t size = knot_edns_get_payload(r->q->opt_rr);
-        r->udp_size = size < 512 ? 512 : size;
         if (proto == CND_PROTO_UDP) {
             r->max_size = r->udp_size;
         }
-        if (knot_edns_get_version(r->q->opt_rr) != 0) {
+        if (r->edns_version != 0) {
             /* RFC 6891 6.1.3: BADVERS (16) with an OPT of version 0. */
             req_reject(r, KNOT_RCODE_BADVERS, CND_EDE_NONE, true,
-                       "EDNS version %u is not supported",
-                       knot_edns_get_version(r->q->opt_rr));
-            return;
+                       "EDNS version %u is not supported", r->edns_version);
+            return NULL;
         }
     }
 
@@ -372,7 +467,7 @@ cnd__req_input(cnd_worker_t *w, cnd_proto_t proto, void *conn,
         knot_dname_to_str(name, r->qname, sizeof(name));
         req_reject(r, KNOT_RCODE_REFUSED, CND_EDE_NOT_AUTHORITATIVE, true,
                    "no server block on %s serves %s", listen->name, name);
-        return;
+        return NULL;
     }
     r->zone = zone;
     r->srv = zone->srv;
@@ -382,21 +477,58 @@ cnd__req_input(cnd_worker_t *w, cnd_proto_t proto, void *conn,
                    "class %s is not served on %s: only IN, as no server "
                    "block there has forward",
                    cnd_class_str(r->qclass, cls, sizeof(cls)), listen->name);
-        return;
+        return NULL;
     }
     if (r->srv->nchain == 0) {
         req_reject(r, KNOT_RCODE_REFUSED, CND_EDE_NOT_AUTHORITATIVE, true,
                    "the server block of %s has no plugins", zone->name);
-        return;
+        return NULL;
     }
     r->ctx = cnd_arena_zalloc(&r->arena, r->srv->nchain * sizeof(void *));
     if (r->ctx == NULL) {
         req_reject(r, KNOT_RCODE_SERVFAIL, CND_EDE_OTHER, true,
                    "out of memory");
-        return;
+        return NULL;
     }
     r->pos = r->first = 0;
-    req_walk(r);
+    return r;
+}
+
+
+void
+cnd__req_input(cnd_worker_t *w, cnd_proto_t proto, void *conn,
+               const cnd_listen_t *listen, const uint8_t *wire, size_t len,
+               const struct sockaddr_storage *remote,
+               const struct sockaddr_storage *local)
+{
+    cnd_req_t *r =
+        cnd__req_admit(w, proto, conn, listen, wire, len, remote, local);
+    if (r != NULL) {
+        cnd__req_run(r);
+    }
+}
+
+
+/* The context of the plugin at chain index @pos, made on first use. */
+static inline void *
+req_ctx(cnd_req_t *r, unsigned pos)
+{
+    size_t size = r->srv->chain[pos].plugin->ctx_size;
+    if (size != 0 && r->ctx[pos] == NULL) {
+        r->ctx[pos] = cnd_arena_zalloc(&r->arena, size);
+    }
+    return r->ctx[pos];
+}
+
+
+void
+cnd__req_prefetch(cnd_req_t *r, int step)
+{
+    cnd_inst_t *self = r->srv->prefetch;
+    if (self != NULL && r->first <= self->slot &&
+        (self->plugin->ctx_size == 0 || req_ctx(r, self->slot) != NULL)) {
+        self->plugin->prefetch(r, self, step);
+    }
 }
 
 
@@ -426,6 +558,13 @@ req_park(cnd_req_t *r)
 }
 
 
+void
+cnd__req_run(cnd_req_t *r)
+{
+    req_walk(r);
+}
+
+
 /* Walk down from r->pos until an answer, a failure or a park. */
 static void
 req_walk(cnd_req_t *r)
@@ -439,14 +578,11 @@ req_walk(cnd_req_t *r)
             r->pos++;
             continue;
         }
-        if (p->ctx_size != 0 && r->ctx[r->pos] == NULL) {
-            r->ctx[r->pos] = cnd_arena_zalloc(&r->arena, p->ctx_size);
-            if (r->ctx[r->pos] == NULL) {
-                cnd_req_fail(r, KNOT_RCODE_SERVFAIL, CND_EDE_OTHER,
-                             "out of memory");
-                req_finish(r);
-                return;
-            }
+        if (p->ctx_size != 0 && req_ctx(r, r->pos) == NULL) {
+            cnd_req_fail(r, KNOT_RCODE_SERVFAIL, CND_EDE_OTHER,
+                         "out of memory");
+            req_finish(r);
+            return;
         }
         cnd_rc_t rc = p->query(r, self);
         switch (rc) {
@@ -596,14 +732,14 @@ cnd_req_parked_in(const cnd_req_t *r)
 
 /* ---- the way back ----------------------------------------------------- */
 
-/* The EDE options the client gets: the reported failure when the answer
- * is an error, and every note. */
+/* The EDE options the client gets: the reported failure @best when the
+ * answer is an error, and every note. */
 static size_t
-req_edes(const cnd_req_t *r, cnd_ede_out_t *out, size_t max)
+req_edes(const cnd_req_t *r, const cnd_fail_t *best, cnd_ede_out_t *out,
+         size_t max)
 {
     size_t n = 0;
     uint16_t rcode = cnd_req_rcode(r);
-    const cnd_fail_t *best = cnd_req_failure(r);
     if (best != NULL && best->ede != CND_EDE_NONE &&
         rcode != KNOT_RCODE_NOERROR && rcode != KNOT_RCODE_NXDOMAIN) {
         out[n].code = best->ede;
@@ -624,12 +760,39 @@ req_edes(const cnd_req_t *r, cnd_ede_out_t *out, size_t max)
 }
 
 
+/* The common case finished in place: an owned answer (cnd_req_answer_own)
+ * without an OPT or records after it to cut, nothing to add but the
+ * server's bare OPT, and room for it.  Returns false for the general
+ * case. */
+static bool
+req_finalize_in_place(cnd_req_t *r)
+{
+    size_t opt = r->has_edns ? CND_MSG_OPT_SIZE : 0;
+    size_t n = (size_t)r->resp_len + opt;
+    if (!r->resp_owned || r->nfails != 0 ||
+        knot_wire_get_arcount(r->resp) != 0 || n > r->max_size ||
+        n > r->resp_cap) {
+        return false;
+    }
+    knot_wire_set_id(r->resp, r->id);
+    if (opt != 0) {
+        cnd_msg_write_opt(r->resp + r->resp_len, r->do_bit);
+        knot_wire_set_arcount(r->resp, 1);
+    }
+    r->out = r->resp;
+    r->out_len = (uint16_t)n;
+    return true;
+}
+
+
 /* Build r->out: the bytes the client gets. */
 static int
-req_finalize(cnd_req_t *r)
+req_finalize(cnd_req_t *r, const cnd_fail_t *best)
 {
+    if (req_finalize_in_place(r)) {
+        return 0;
+    }
     cnd_ede_out_t ede[CND_REQ_MAX_FAILS];
-    const cnd_fail_t *best = cnd_req_failure(r);
     uint16_t rcode = best != NULL && r->resp_synth ? best->rcode : 0;
     cnd_finalize_t f = {
         .id = r->id,
@@ -638,7 +801,7 @@ req_finalize(cnd_req_t *r)
         .do_bit = r->do_bit,
         .ext_rcode = (uint8_t)(rcode >> 4),
     };
-    f.nede = req_edes(r, ede, CND_REQ_MAX_FAILS);
+    f.nede = req_edes(r, best, ede, CND_REQ_MAX_FAILS);
     f.ede = ede;
     size_t cap = cnd_msg_final_size(r->resp_len, &f);
     uint8_t *out = cnd_arena_alloc(&r->arena, cap);
@@ -655,11 +818,10 @@ req_finalize(cnd_req_t *r)
 }
 
 
-/* candor_failures_total: off the fast path, an error answer only. */
+/* candor_failures_total: an error answer only. */
 static void
-req_count_failure(cnd_req_t *r)
+req_count_failure(cnd_req_t *r, const cnd_fail_t *f)
 {
-    const cnd_fail_t *f = cnd_req_failure(r);
     uint16_t rcode = cnd_req_rcode(r);
     if (f == NULL || r->worker->metrics == NULL ||
         r->proto == CND_PROTO_INTERNAL || rcode == KNOT_RCODE_NOERROR ||
@@ -692,8 +854,8 @@ req_finish(cnd_req_t *r)
         cnd__req_release(r);
         return;
     }
+    const cnd_fail_t *best = cnd_req_failure(r);
     if (r->resp == NULL) {
-        const cnd_fail_t *best = cnd_req_failure(r);
         req_bare_reply(r, best != NULL ? best->rcode : KNOT_RCODE_SERVFAIL);
     }
     if (r->srv != NULL) {
@@ -705,15 +867,18 @@ req_finish(cnd_req_t *r)
             }
         }
     }
-    req_count_failure(r);
-    if (r->resp != NULL && req_finalize(r) != 0) {
+    if (r->nfails != 0) {
+        best = cnd_req_failure(r); /* response() hooks may have added */
+    }
+    req_count_failure(r, best);
+    if (r->resp != NULL && req_finalize(r, best) != 0) {
         /* A plugin's answer that does not parse as a message: say so
          * rather than send it. */
         const char *by = r->answered_by != NULL ? r->answered_by : "server";
         cnd_req_fail_as(r, "server", KNOT_RCODE_SERVFAIL, CND_EDE_OTHER,
                         "malformed answer from %s", by);
         req_bare_reply(r, KNOT_RCODE_SERVFAIL);
-        if (r->resp == NULL || req_finalize(r) != 0) {
+        if (r->resp == NULL || req_finalize(r, cnd_req_failure(r)) != 0) {
             r->out = NULL;
         }
     }
@@ -791,6 +956,8 @@ cnd_req_spawn(cnd_worker_t *w, const cnd_inst_t *from, const cnd_question_t *q,
         }
     }
     r->proto = CND_PROTO_INTERNAL;
+    memset(&r->remote, 0, sizeof(r->remote)); /* no client */
+    memset(&r->local, 0, sizeof(r->local));
     r->start_ns = uv_hrtime();
     r->qwire = pkt->wire;
     r->qlen = (uint16_t)pkt->size;
@@ -802,6 +969,8 @@ cnd_req_spawn(cnd_worker_t *w, const cnd_inst_t *from, const cnd_question_t *q,
         return -EINVAL;
     }
     r->q->mm = mm;
+    r->question_end =
+        (uint16_t)(KNOT_WIRE_HEADER_SIZE + knot_pkt_question_size(r->q));
     r->qname = knot_pkt_qname(r->q);
     r->qtype = q->qtype;
     r->qclass = q->qclass;

@@ -93,18 +93,21 @@ struct cnd_req_s {
     const cnd_zone_t *zone;  /* the zone that matched              */
     cnd_arena_t arena;       /* request lifetime                   */
     cnd_proto_t proto;
-    struct sockaddr_storage remote; /* client (IPv4-mapped unmapped) */
-    struct sockaddr_storage local;  /* address the query came to     */
-    uint64_t start_ns;              /* receipt, monotonic                 */
+    uint64_t start_ns; /* receipt, monotonic                 */
 
     /* The query: the wire as received (arena) and what the core read
-     * from it.  qname is lowercased. */
+     * from it.  Most queries (a question and at most an OPT without
+     * options) are read that far only; libknot parses the whole message
+     * when admission needs it or a plugin asks (cnd_req_pkt()). */
     const uint8_t *qwire;
     uint16_t qlen;
-    knot_pkt_t *q;             /* parsed, arena                      */
+    uint16_t question_end;     /* bytes of header and question       */
+    knot_pkt_t *q;             /* parsed, arena; see cnd_req_pkt()   */
     const knot_dname_t *qname; /* lowercased                         */
     uint16_t qtype, qclass, id;
     bool has_edns;     /* the client sent OPT                */
+    bool edns_options; /* ... with options (then q is parsed) */
+    uint8_t edns_version;
     bool do_bit;       /* DNSSEC OK                          */
     uint16_t udp_size; /* client's EDNS payload, 0 = none    */
     uint16_t max_size; /* limit for the answer: 512..65535   */
@@ -112,12 +115,13 @@ struct cnd_req_s {
     /* -- the answer: a plugin sets it with cnd_req_answer() -- */
     uint8_t *resp; /* wire, arena; NULL until answered   */
     uint16_t resp_len;
+    uint16_t resp_cap;       /* room at resp (cnd_req_answer_own)  */
     bool resp_synth;         /* written by the core (bare rcode)   */
+    bool resp_owned;         /* cnd_req_answer_own(): no walk      */
     bool drop;               /* cnd_req_drop(): no answer at all   */
     const char *answered_by; /* plugin that wrote resp, or NULL    */
 
-    /* -- failures -- */
-    cnd_fail_t fails[CND_REQ_MAX_FAILS];
+    /* -- failures: fails[0..nfails) -- */
     uint8_t nfails;
 
     /* -- the chain walk (driver only) -- */
@@ -138,15 +142,23 @@ struct cnd_req_s {
     cnd_req_timer_cb timer_cb;
     void *timer_arg;
     uint16_t out_len;
+
+    /* Everything above is zeroed when the request is taken from the
+     * pool.  What follows is not: the core writes each field before
+     * anyone reads it (a request is taken for every query, and zeroing
+     * these would be half its cost). */
+    struct sockaddr_storage remote; /* client (IPv4-mapped unmapped) */
+    struct sockaddr_storage local;  /* address the query came to     */
+    cnd_fail_t fails[CND_REQ_MAX_FAILS];
     uv_write_t write;  /* TCP: the answer being written      */
     uint8_t lenbuf[2]; /* TCP: its length prefix             */
 
-    /* Everything above is zeroed when the request is taken from the
-     * pool; what follows lives as long as the pooled request. */
+    /* The pooled request's own: lives as long as it. */
     uv_timer_t deadline;    /* overall deadline while parked      */
     uv_timer_t timer;       /* a plugin's (cnd_req_timer_start)    */
     unsigned open_handles;  /* of the two, while being freed       */
     cnd_req_t *next, *prev; /* worker's in-flight list / free list */
+    uint8_t qname_buf[KNOT_DNAME_MAXLEN]; /* qname, when not in q   */
     _Alignas(16) uint8_t arena_buf[CND_REQ_ARENA];
 };
 
@@ -183,12 +195,29 @@ int cnd_req_note(cnd_req_t *r, uint16_t ede, const char *fmt, ...)
 const cnd_fail_t *cnd_req_failure(const cnd_req_t *r);
 
 /*
+ * The query.
+ */
+
+/* The query as libknot parses it, parsed now when admission did not need
+ * to (r->q).  Request lifetime; NULL when out of memory. */
+knot_pkt_t *cnd_req_pkt(cnd_req_t *r);
+
+/*
  * Answers.
  */
 
 /* Take @len bytes of @wire as the answer (copied into the arena); its ID
  * is set to the query's at the send.  Returns 0 or -ENOMEM. */
 int cnd_req_answer(cnd_req_t *r, const uint8_t *wire, size_t len);
+
+/* Take @wire, @len bytes in @r's arena with @cap bytes of room, as the
+ * answer without a copy.  The plugin vouches that it is a well-formed
+ * message (the cache, whose entries were checked when stored): the core
+ * then finishes it in place when it can, without walking its records.
+ * Room for CND_REQ_ANSWER_ROOM bytes after it lets the core add its OPT
+ * there.  Returns 0 or -EINVAL. */
+int cnd_req_answer_own(cnd_req_t *r, uint8_t *wire, size_t len, size_t cap);
+#define CND_REQ_ANSWER_ROOM 11 /* the server's OPT without options */
 
 /* Start building an answer with libknot: a packet over the worker's
  * scratch buffer, initialised as a response to the query (ID, question,

@@ -134,18 +134,19 @@ udp_read(cnd_udp_t *u, int flags)
     if (n <= 0) {
         return -1;
     }
-    w->rx_ns = uv_hrtime(); /* the fast path's receipt time */
-    /* Two passes: every query read first, so that the cache's prefetches
-     * for the whole batch are on their way before the first answer is
-     * looked up (fast.c). */
+    w->rx_ns = uv_hrtime(); /* the requests' receipt time */
+    /* Two passes: the whole batch is admitted first, and its chains'
+     * prefetch hooks (the cache's) start loading what each query will
+     * read, so that the batch's memory misses overlap; then each runs,
+     * the one after it getting its second prefetch meanwhile. */
+    unsigned k = 0;
     for (int i = 0; i < n; i++) {
         struct msghdr *m = &w->rx[i].msg_hdr;
-        cnd_fast_t *f = &w->rx_fast[i];
-        f->self = NULL;
         if (m->msg_flags & MSG_TRUNC) {
+            w->dropped++; /* larger than any query we take */
             continue;
         }
-        /* Addresses used in place: no copies on the hot path. */
+        /* Addresses used in place: admission copies them. */
         struct sockaddr_storage *remote = &w->rx_addr[i];
         const struct sockaddr_storage *local = &u->listen->addr;
         cnd__addr_unmap(remote);
@@ -153,22 +154,19 @@ udp_read(cnd_udp_t *u, int flags)
             udp_local(u, m, &w->rx_local[i]);
             local = &w->rx_local[i];
         }
-        cnd__fast_read(w, u, w->rx_buf[i], w->rx[i].msg_len, remote, local, f);
+        cnd_req_t *r =
+            cnd__req_admit(w, CND_PROTO_UDP, u, u->listen, w->rx_buf[i],
+                           w->rx[i].msg_len, remote, local);
+        if (r != NULL) {
+            cnd__req_prefetch(r, 0);
+            w->rx_req[k++] = r;
+        }
     }
-    for (int i = 0; i < n; i++) {
-        if (w->rx[i].msg_hdr.msg_flags & MSG_TRUNC) {
-            w->dropped++; /* larger than any query we take */
-            continue;
+    for (unsigned i = 0; i < k; i++) {
+        if (i + 1 < k) {
+            cnd__req_prefetch(w->rx_req[i + 1], 1);
         }
-        cnd_fast_t *f = &w->rx_fast[i], *next = f + 1;
-        if (i + 1 == n || next->self == NULL) {
-            next = NULL;
-        }
-        if (f->self == NULL || !cnd__fast_answer(w, u, f, next)) {
-            cnd__req_input(w, CND_PROTO_UDP, u, u->listen, w->rx_buf[i],
-                           w->rx[i].msg_len, &w->rx_addr[i],
-                           u->wildcard ? &w->rx_local[i] : &u->listen->addr);
-        }
+        cnd__req_run(w->rx_req[i]);
     }
     return n;
 }
@@ -176,19 +174,23 @@ udp_read(cnd_udp_t *u, int flags)
 
 /* Wait for the next batches in recvmmsg: the socket is blocking, with
  * SO_RCVTIMEO (cnd__udp_start), and each answer goes out before the
- * next wait.  Back to libuv as soon as a query goes in flight (its
- * upstream's reply comes through the loop), a TCP client is connected,
- * the worker stops, the socket stays quiet for UDP_WAIT_US, or
- * UDP_WAIT_NS have passed.  Saves 3-5% of a cache hit's CPU at 50,000
- * q/s (bench/README.md). */
+ * next wait.  Back to libuv as soon as a query is still in flight once
+ * the answers are out (parked: its upstream's reply comes through the
+ * loop), a TCP client is connected, the worker
+ * stops, the socket stays quiet for UDP_WAIT_US, or UDP_WAIT_NS have
+ * passed.  Saves 3-5% of a cache hit's CPU at 50,000 q/s
+ * (bench/README.md). */
 static void
 udp_wait(cnd_udp_t *u)
 {
     cnd_worker_t *w = u->w;
     uint64_t until = w->rx_ns + UDP_WAIT_NS;
-    while (w->ninflight == 0 && w->nconns == 0 && !w->stopping &&
-           w->rx_ns < until) {
-        cnd__udp_flush(w);
+    for (;;) {
+        cnd__udp_flush(w); /* the answers out, their requests released */
+        if (w->ninflight != 0 || w->nconns != 0 || w->stopping ||
+            w->rx_ns >= until) {
+            break;
+        }
         if (udp_read(u, MSG_WAITFORONE) <= 0) {
             break;
         }

@@ -114,7 +114,7 @@ cnd__req_get(cnd_worker_t *w, cnd_wconf_t *wc)
         uv_timer_init(&w->loop, &r->timer);
         w->nreqs++;
     }
-    memset(r, 0, offsetof(cnd_req_t, deadline));
+    memset(r, 0, offsetof(cnd_req_t, remote));
     r->worker = w;
     r->wc = wc;
     wc->inflight++;
@@ -129,7 +129,6 @@ cnd__req_get(cnd_worker_t *w, cnd_wconf_t *wc)
         w->ninflight_max = w->ninflight;
         worker_gauge(w->m_max, w->ninflight_max);
     }
-    worker_gauge(w->m_current, w->ninflight);
     return r;
 }
 
@@ -174,7 +173,6 @@ cnd__req_release(cnd_req_t *r)
     r->prev->next = r->next;
     r->next->prev = r->prev;
     w->ninflight--;
-    worker_gauge(w->m_current, w->ninflight);
     cnd_wconf_t *wc = r->wc;
     wc->inflight--;
     cnd_arena_reset(&r->arena);
@@ -448,10 +446,14 @@ worker_async_cb(uv_async_t *h)
 
 /* Before the loop sleeps and after each round of I/O: send the queued
  * UDP answers in one sendmmsg per socket. */
+/* Before the loop sleeps: the turn's answers out, and the request list
+ * gauge set once (not for every request). */
 static void
 worker_prepare_cb(uv_prepare_t *h)
 {
-    cnd__udp_flush(h->data);
+    cnd_worker_t *w = h->data;
+    cnd__udp_flush(w);
+    worker_gauge(w->m_current, w->ninflight);
 }
 
 
@@ -488,11 +490,9 @@ worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
 
     w->scratch = knot_pkt_new(NULL, KNOT_WIRE_MAX_PKTSIZE, NULL);
     w->rx_buf = malloc(sizeof(*w->rx_buf) * CND_UDP_BATCH);
-    w->tx_fast = malloc(sizeof(*w->tx_fast) * CND_UDP_BATCH);
-    w->rx_fast = malloc(sizeof(*w->rx_fast) * CND_UDP_BATCH);
     w->metrics = cnd_mstore_new();
-    if (w->rx_buf == NULL || w->tx_fast == NULL || w->rx_fast == NULL ||
-        w->metrics == NULL || cnd_metrics_add_store(w->metrics) != 0) {
+    if (w->rx_buf == NULL || w->metrics == NULL ||
+        cnd_metrics_add_store(w->metrics) != 0) {
         snprintf(w->start_err, sizeof(w->start_err), "out of memory");
         return -1;
     }
@@ -506,8 +506,7 @@ worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
     }
     w->nlisten = conf->nlistens;
     w->ls = calloc(w->nlisten + 1, sizeof(*w->ls));
-    if (w->scratch == NULL || w->rx_buf == NULL || w->tx_fast == NULL ||
-        w->rx_fast == NULL || w->ls == NULL) {
+    if (w->scratch == NULL || w->rx_buf == NULL || w->ls == NULL) {
         snprintf(w->start_err, sizeof(w->start_err), "out of memory");
         return -1;
     }
@@ -549,8 +548,6 @@ worker_main(void *arg)
     uv_loop_close(&w->loop);
     knot_pkt_free(w->scratch);
     free(w->rx_buf);
-    free(w->tx_fast);
-    free(w->rx_fast);
     free(w->ls);
     atomic_store(&w->exited, true);
     /* Counters outlive the loop: a scrape may still run.  The store is

@@ -315,6 +315,45 @@ cnd_msg_bare_reply(const uint8_t *q, size_t qsize, uint16_t rcode, uint8_t *out,
 }
 
 
+bool
+cnd_msg_read_light(const uint8_t *wire, size_t len, uint8_t *name,
+                   cnd_qlight_t *q)
+{
+    if (len < WIRE_HDR || knot_wire_get_qdcount(wire) != 1 ||
+        knot_wire_get_ancount(wire) != 0 || knot_wire_get_nscount(wire) != 0 ||
+        knot_wire_get_arcount(wire) > 1) {
+        return false;
+    }
+    int nl = knot_dname_wire_check(wire + WIRE_HDR, wire + len, NULL);
+    size_t qend = WIRE_HDR + (size_t)nl + 4;
+    if (nl <= 0 || qend > len) {
+        return false;
+    }
+    size_t rest = knot_wire_get_arcount(wire) == 1 ? OPT_FIXED : 0;
+    const uint8_t *opt = wire + qend;
+    if (qend + rest != len ||
+        (rest != 0 && (opt[0] != 0 || rd16(opt + 1) != KNOT_RRTYPE_OPT ||
+                       rd16(opt + 9) != 0))) {
+        return false;
+    }
+    /* Lowercased as it is copied: label lengths (0-63) are below 'A',
+     * so the whole name can go through one loop. */
+    const uint8_t *src = wire + WIRE_HDR;
+    for (int i = 0; i < nl; i++) {
+        uint8_t c = src[i];
+        name[i] = (uint8_t)((unsigned)(c - 'A') < 26u ? c + 32 : c);
+    }
+    q->qtype = rd16(wire + qend - 4);
+    q->qclass = rd16(wire + qend - 2);
+    q->question_end = (uint16_t)qend;
+    q->edns = rest != 0;
+    q->udp_size = rest != 0 ? rd16(opt + 3) : 0;
+    q->edns_version = rest != 0 ? opt[6] : 0;
+    q->do_bit = rest != 0 && (opt[7] & 0x80) != 0;
+    return true;
+}
+
+
 cnd_reply_check_t
 cnd_msg_check_reply(const uint8_t *q, size_t qlen, const uint8_t *reply,
                     size_t rlen)

@@ -110,6 +110,27 @@ int cnd_msg_add_option(const uint8_t *q, size_t len, uint16_t code,
                        const uint8_t *data, uint16_t dlen, uint16_t payload,
                        uint8_t *out, size_t outcap);
 
+/* What the light read of a query found. */
+typedef struct cnd_qlight_s {
+    uint16_t qtype, qclass;
+    uint16_t question_end; /* bytes of header and question     */
+    bool edns;             /* an OPT                           */
+    bool do_bit;           /* its DO                           */
+    uint8_t edns_version;  /* its version                      */
+    uint16_t udp_size;     /* its payload size, as sent        */
+} cnd_qlight_t;
+
+/* The light read of a query: a message of exactly a header, one
+ * question whose name is not compressed, and at most an OPT (root owner)
+ * without options, which is what nearly every client sends, is read
+ * without libknot's parse of the whole message, the name lowercased into
+ * @name (KNOT_DNAME_MAXLEN bytes).  Returns false for anything else,
+ * which only libknot may read: the light read takes no message libknot
+ * refuses, and reads what it takes as libknot does (test_msg.c holds it
+ * to that over every byte of mutated queries). */
+bool cnd_msg_read_light(const uint8_t *wire, size_t len, uint8_t *name,
+                        cnd_qlight_t *q);
+
 /* Whether a reply answers a query, and if not, why. */
 typedef enum {
     CND_REPLY_OK = 0,

@@ -29,13 +29,6 @@ struct cnd_arena_cleanup_s {
 };
 
 
-static inline uintptr_t
-arena_align(uintptr_t p)
-{
-    return (p + (ARENA_ALIGN - 1)) & ~(uintptr_t)(ARENA_ALIGN - 1);
-}
-
-
 void
 cnd_arena_init(cnd_arena_t *a, void *buf, size_t size, size_t chunk_size)
 {
@@ -76,15 +69,8 @@ cnd_arena_deinit(cnd_arena_t *a)
 
 
 void *
-cnd_arena_alloc(cnd_arena_t *a, size_t n)
+cnd__arena_grow(cnd_arena_t *a, size_t n)
 {
-    if (a->pos != NULL) {
-        uint8_t *p = (uint8_t *)arena_align((uintptr_t)a->pos);
-        if (p <= a->end && (size_t)(a->end - p) >= n) {
-            a->pos = p + n;
-            return p;
-        }
-    }
     size_t size = n > a->chunk_size ? n : a->chunk_size;
     cnd_arena_chunk_t *c = malloc(sizeof(*c) + size);
     if (c == NULL) {
@@ -101,28 +87,6 @@ cnd_arena_alloc(cnd_arena_t *a, size_t n)
     a->pos = c->data + n;
     a->end = c->data + size;
     return c->data;
-}
-
-
-void *
-cnd_arena_zalloc(cnd_arena_t *a, size_t n)
-{
-    void *p = cnd_arena_alloc(a, n);
-    if (p != NULL) {
-        memset(p, 0, n);
-    }
-    return p;
-}
-
-
-void *
-cnd_arena_memdup(cnd_arena_t *a, const void *p, size_t n)
-{
-    void *d = cnd_arena_alloc(a, n);
-    if (d != NULL && n != 0) {
-        memcpy(d, p, n);
-    }
-    return d;
 }
 
 

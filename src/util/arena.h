@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct cnd_arena_chunk_s cnd_arena_chunk_t;
 typedef struct cnd_arena_cleanup_s cnd_arena_cleanup_t;
@@ -43,14 +44,45 @@ void cnd_arena_reset(cnd_arena_t *a);
 /* Reset and forget the first block; the arena may not be used again. */
 void cnd_arena_deinit(cnd_arena_t *a);
 
-/* Allocate @n bytes aligned to 16.  Returns NULL when out of memory. */
-void *cnd_arena_alloc(cnd_arena_t *a, size_t n);
+/* The slow half of cnd_arena_alloc(): a new chunk.  Private. */
+void *cnd__arena_grow(cnd_arena_t *a, size_t n);
+
+/* Allocate @n bytes aligned to 16.  Returns NULL when out of memory.
+ * Inline: a request makes a few of these on every query, and the bump
+ * is a handful of instructions. */
+static inline void *
+cnd_arena_alloc(cnd_arena_t *a, size_t n)
+{
+    uintptr_t p = ((uintptr_t)a->pos + 15) & ~(uintptr_t)15;
+    if (a->pos != NULL && p <= (uintptr_t)a->end &&
+        (uintptr_t)a->end - p >= n) {
+        a->pos = (uint8_t *)p + n;
+        return (void *)p;
+    }
+    return cnd__arena_grow(a, n);
+}
 
 /* As cnd_arena_alloc(), zeroed. */
-void *cnd_arena_zalloc(cnd_arena_t *a, size_t n);
+static inline void *
+cnd_arena_zalloc(cnd_arena_t *a, size_t n)
+{
+    void *p = cnd_arena_alloc(a, n);
+    if (p != NULL) {
+        memset(p, 0, n);
+    }
+    return p;
+}
 
 /* Copy @n bytes of @p. */
-void *cnd_arena_memdup(cnd_arena_t *a, const void *p, size_t n);
+static inline void *
+cnd_arena_memdup(cnd_arena_t *a, const void *p, size_t n)
+{
+    void *q = cnd_arena_alloc(a, n);
+    if (q != NULL && n != 0) {
+        memcpy(q, p, n);
+    }
+    return q;
+}
 
 /* Copy a string, or its first @n bytes, NUL-terminated. */
 char *cnd_arena_strdup(cnd_arena_t *a, const char *s);

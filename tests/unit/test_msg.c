@@ -380,6 +380,126 @@ test_check_reply(void **state)
 }
 
 
+/* A query for @name @type, with an OPT (payload 1232, DO) when @edns. */
+static size_t
+make_query(uint8_t *buf, size_t size, const char *name, uint16_t type,
+           bool edns)
+{
+    knot_pkt_t *pkt = knot_pkt_new(buf, (uint16_t)size, NULL);
+    knot_pkt_clear(pkt);
+    uint8_t qname[KNOT_DNAME_MAXLEN];
+    knot_dname_from_str(qname, name, sizeof(qname));
+    knot_pkt_put_question(pkt, qname, KNOT_CLASS_IN, type);
+    knot_wire_set_id(pkt->wire, 0x4242);
+    knot_wire_set_rd(pkt->wire);
+    if (edns) {
+        knot_rrset_t opt;
+        knot_edns_init(&opt, 1232, 0, 0, NULL);
+        knot_edns_set_do(&opt);
+        knot_pkt_begin(pkt, KNOT_ADDITIONAL);
+        knot_pkt_put(pkt, 0, &opt, 0);
+        knot_rrset_clear(&opt, NULL);
+    }
+    size_t len = pkt->size;
+    knot_pkt_free(pkt);
+    return len;
+}
+
+
+/* One message both ways: whatever the light read takes, libknot's
+ * parse takes too and reads alike.  Returns whether the light read took
+ * it. */
+static bool
+light_matches_full(const uint8_t *wire, size_t len)
+{
+    uint8_t name[KNOT_DNAME_MAXLEN];
+    cnd_qlight_t q;
+    if (!cnd_msg_read_light(wire, len, name, &q)) {
+        return false;
+    }
+    uint8_t copy[KNOT_WIRE_MAX_PKTSIZE];
+    memcpy(copy, wire, len);
+    knot_pkt_t *pkt = knot_pkt_new(copy, (uint16_t)len, NULL);
+    assert_non_null(pkt);
+    assert_int_equal(knot_pkt_parse(pkt, 0), KNOT_EOK);
+    assert_true(knot_dname_is_equal(name, knot_pkt_qname(pkt)));
+    assert_int_equal(q.qtype, knot_pkt_qtype(pkt));
+    assert_int_equal(q.qclass, knot_pkt_qclass(pkt));
+    assert_int_equal(q.question_end,
+                     KNOT_WIRE_HEADER_SIZE + knot_pkt_question_size(pkt));
+    assert_int_equal(q.edns, pkt->opt_rr != NULL);
+    if (pkt->opt_rr != NULL) {
+        assert_int_equal(pkt->opt_rr->owner[0], 0);
+        assert_int_equal(q.do_bit, knot_edns_do(pkt->opt_rr));
+        assert_int_equal(q.edns_version, knot_edns_get_version(pkt->opt_rr));
+        assert_int_equal(q.udp_size, knot_edns_get_payload(pkt->opt_rr));
+        assert_int_equal(pkt->opt_rr->rrs.rdata->len, 0);
+    }
+    knot_pkt_free(pkt);
+    return true;
+}
+
+
+/* The light read (req.c's admission) against libknot over every cut and
+ * every byte changed of a few queries, and random messages. */
+static void
+test_read_light(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        uint16_t type;
+        bool edns;
+    } bases[] = {
+        {"a.example.", KNOT_RRTYPE_A, false},
+        {"WwW.ExAmPlE.", KNOT_RRTYPE_AAAA, true},
+        {".", KNOT_RRTYPE_NS, true},
+        {"x-y_z.0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU."
+         "b.",
+         KNOT_RRTYPE_TXT, false},
+    };
+    static const uint8_t values[] = {0x00, 0x01, 0x29, 0x3f, 0x40,
+                                     0x41, 0x5a, 0x80, 0xc0, 0xff};
+    unsigned taken = 0, tried = 0;
+    for (size_t b = 0; b < sizeof(bases) / sizeof(bases[0]); b++) {
+        uint8_t wire[512], v[513];
+        size_t len = make_query(wire, sizeof(wire), bases[b].name,
+                                bases[b].type, bases[b].edns);
+        assert_true(light_matches_full(wire, len)); /* a plain query */
+        for (size_t n = 0; n < len; n++) {
+            assert_false(light_matches_full(wire, n)); /* every cut */
+        }
+        memcpy(v, wire, len);
+        v[len] = 0;
+        assert_false(light_matches_full(v, len + 1)); /* trailing byte */
+        for (size_t i = 0; i < len; i++) {
+            for (size_t k = 0; k <= sizeof(values); k++) {
+                memcpy(v, wire, len);
+                v[i] = k < sizeof(values) ? values[k] : (uint8_t)(v[i] ^ 0x20);
+                taken += light_matches_full(v, len);
+                tried++;
+            }
+        }
+    }
+    /* random messages, of the sizes of queries */
+    uint32_t seed = 7;
+    for (int i = 0; i < 20000; i++) {
+        uint8_t v[64];
+        size_t len = 12 + (size_t)(i % 52);
+        for (size_t k = 0; k < len; k++) {
+            seed = seed * 1103515245u + 12345u;
+            v[k] = (uint8_t)(seed >> 16);
+        }
+        v[4] = 0;
+        v[5] = 1; /* one question, so some get past the counts */
+        v[6] = v[7] = v[8] = v[9] = 0;
+        taken += light_matches_full(v, len);
+        tried++;
+    }
+    assert_true(taken > 0 && taken < tried);
+}
+
+
 int
 main(void)
 {
@@ -395,6 +515,7 @@ main(void)
         cmocka_unit_test(test_ede_priority),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_check_reply),
+        cmocka_unit_test(test_read_light),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -224,21 +224,16 @@ cache_set_ttls(uint8_t *wire, const cache_entry_t *e, uint32_t ttl)
 
 /* Count a fresh hit on @e (locked) for prefetch: AMOUNT hits without a
  * gap of DURATION, and little TTL left, start a refresh; returns whether
- * this hit does.  With @dry (the fast path), a hit that would start one
- * changes nothing: the fast path declines it, and the normal path counts
- * it and starts the refresh. */
+ * this hit does. */
 static bool
 cache_prefetch_hit(const cache_conf_t *c, cache_entry_t *e, uint32_t now_s,
-                   uint32_t remaining, bool dry)
+                   uint32_t remaining)
 {
     bool gap = now_s - e->touched >= c->prefetch_gap;
     uint8_t hits = gap ? 1 : e->hits < 255 ? e->hits + 1 : 255;
     uint32_t left = (e->ttl * c->prefetch_pct + 99) / 100;
     bool refresh = hits >= (c->prefetch < 255 ? c->prefetch : 255) &&
                    remaining <= left && !e->refreshing;
-    if (refresh && dry) {
-        return true;
-    }
     e->hits = hits;
     e->touched = now_s;
     e->refreshing = e->refreshing || refresh;
@@ -269,7 +264,7 @@ cache_lookup(cnd_req_t *r, const cache_conf_t *c, cache_store_t *st,
         h->remaining = e->ttl - age;
         ttl = c->keepttl ? e->ttl : h->remaining;
         if (c->prefetch > 0 && e->kind != CACHE_SERVFAIL) {
-            h->refresh = cache_prefetch_hit(c, e, now_s, h->remaining, false);
+            h->refresh = cache_prefetch_hit(c, e, now_s, h->remaining);
         }
     } else if (c->stale != CACHE_STALE_OFF && e->kind != CACHE_SERVFAIL &&
                age - e->ttl < c->stale_max) {
@@ -290,7 +285,9 @@ cache_lookup(cnd_req_t *r, const cache_conf_t *c, cache_store_t *st,
     }
     h->kind = e->kind;
     h->len = e->wirelen;
-    h->wire = cnd_arena_alloc(&r->arena, e->wirelen);
+    /* Room after it for the server's OPT: the core finishes the answer
+     * in place (cnd_req_answer_own). */
+    h->wire = cnd_arena_alloc(&r->arena, e->wirelen + CND_REQ_ANSWER_ROOM);
     if (h->wire != NULL) {
         memcpy(h->wire, cache_entry_wire(e), e->wirelen);
         cache_set_ttls(h->wire, e, ttl);
@@ -335,16 +332,13 @@ cache_patch(uint8_t *wire, size_t len, const uint8_t *q, size_t qend,
 }
 
 
+/* @wire is a copy cache_lookup() made in @r's arena, with room after it;
+ * its records were checked when it was stored (cache_store). */
 static void
 cache_answer(cnd_req_t *r, uint8_t *wire, uint16_t len)
 {
-    cache_patch(wire, len, r->qwire,
-                KNOT_WIRE_HEADER_SIZE + knot_pkt_question_size(r->q),
-                r->do_bit);
-    r->resp = wire;
-    r->resp_len = len;
-    r->resp_synth = false;
-    r->answered_by = "cache";
+    cache_patch(wire, len, r->qwire, r->question_end, r->do_bit);
+    cnd_req_answer_own(r, wire, len, (size_t)len + CND_REQ_ANSWER_ROOM);
 }
 
 
@@ -765,103 +759,48 @@ cache_cancel(cnd_req_t *r, cnd_inst_t *self)
 }
 
 
-/* ---- the fast path ---------------------------------------------------- */
+/* ---- prefetch ---------------------------------------------------------- */
 
-/* Copy the fresh entry of @key in @st to @out (at most @cap bytes), its
- * TTLs counted down: the answer cache_lookup() would give.  @kind is the
- * kind it must be, or -1 for any.  Returns its length, 0 for none, or -1
- * when there is one that does not fit (the normal path truncates it). */
-static int
-cache_copy_fresh(const cache_conf_t *c, cache_store_t *st, const uint8_t *key,
-                 size_t keylen, uint64_t hash, uint32_t now_s, int kind,
-                 uint8_t *out, size_t cap)
+/* Make @x's key and hash once, for the prefetch hook and query().
+ * Returns false when out of memory. */
+static bool
+cache_keyed(cache_ctx_t *x, cnd_req_t *r)
 {
-    int n = 0;
-    cache_shard_t *sh = cache_shard(st, hash);
-    cache_entry_t *e = cache_find(sh, hash, key, keylen);
-    if (e != NULL && (kind < 0 || e->kind == kind)) {
-        uint32_t age = now_s > e->stored ? now_s - e->stored : 0;
-        if (age >= e->ttl) {
-            n = 0;
-        } else if (e->wirelen > cap) {
-            n = -1;
-        } else if (c->prefetch > 0 && e->kind != CACHE_SERVFAIL &&
-                   cache_prefetch_hit(c, e, now_s, e->ttl - age, true)) {
-            n = -1; /* this hit starts a prefetch: the normal path's */
-        } else {
-            memcpy(out, cache_entry_wire(e), e->wirelen);
-            cache_set_ttls(out, e, c->keepttl ? e->ttl : e->ttl - age);
-            n = e->wirelen;
+    if (!x->keyed) {
+        x->key = cnd_arena_alloc(&r->arena, CACHE_KEY_MAX);
+        if (x->key == NULL) {
+            return false;
         }
+        x->keylen = cache_key(x->key, r->qname, r->qtype, r->qclass, r->do_bit,
+                              knot_wire_get_cd(r->qwire));
+        x->hash = cache_hash(x->key, x->keylen);
+        x->keyed = true;
     }
-    uv_mutex_unlock(&sh->lock);
-    return n;
+    return true;
 }
 
 
-/* The fast path's prefetch (plugin.h, fast_prefetch()): the success
- * entry of @q, which is where a hit usually is, its key hashed once for
- * cache_fast().  Step 0 when the batch is read, step 1 one query ahead
- * of cache_fast(): a hit's two dependent cache misses (bucket, entry)
- * then overlap with the work on other queries.  About 2.5% more
- * answers per CPU-second at 50,000 q/s (bench/README.md). */
+/* The prefetch hook (plugin.h): start loading the success entry of @r's
+ * key, which is where a hit usually is.  Step 0 when the batch is
+ * admitted, step 1 one request ahead of cache_query(): a hit's two
+ * dependent memory misses (bucket, entry) then overlap with the work on
+ * other queries.  About 2.5% more answers per CPU-second at 50,000 q/s
+ * (bench/README.md). */
 void
-cache_fast_prefetch(cnd_fastq_t *q, cnd_inst_t *self, void *wdata, int step)
+cache_prefetch_hook(cnd_req_t *r, cnd_inst_t *self, int step)
 {
     const cache_conf_t *c = self->conf;
-    (void)wdata;
+    cache_ctx_t *x = cnd_req_ctx(r, self);
     if (step == 0) {
-        if (!cache_in(&c->zones, q->qname) ||
-            cache_in(&c->no_success, q->qname)) {
+        if (!cache_in(&c->zones, r->qname) ||
+            cache_in(&c->no_success, r->qname)) {
             return;
         }
-        uint8_t key[CACHE_KEY_MAX];
-        size_t keylen = cache_key(key, q->qname, q->qtype, q->qclass, q->do_bit,
-                                  knot_wire_get_cd(q->wire));
-        q->hint = cache_hash(key, keylen);
-        q->hinted = true;
+        cache_keyed(x, r);
     }
-    if (q->hinted) {
-        cache_prefetch(c->success, q->hint, step);
+    if (x->keyed) {
+        cache_prefetch(c->success, x->hash, step);
     }
-}
-
-
-/* The fast path's hit (plugin.h, fast()): a fresh answer or denial, as
- * cache_query() gives it, counted for prefetch as there.  Declined, for
- * the normal path to decide: a miss, a stale entry, a remembered failure,
- * an answer larger than @cap, and the hit that starts a prefetch. */
-size_t
-cache_fast(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata, uint8_t *out,
-           size_t cap)
-{
-    const cache_conf_t *c = self->conf;
-    cache_worker_t *cw = wdata;
-    if (!cache_in(&c->zones, q->qname)) {
-        return 0;
-    }
-    uint8_t key[CACHE_KEY_MAX];
-    size_t keylen = cache_key(key, q->qname, q->qtype, q->qclass, q->do_bit,
-                              knot_wire_get_cd(q->wire));
-    uint64_t hash = q->hinted ? q->hint : cache_hash(key, keylen);
-    uint32_t now_s = (uint32_t)(cnd_worker_now(q->worker) / 1000);
-    int type = 0, n = 0;
-    if (!cache_in(&c->no_success, q->qname)) {
-        n = cache_copy_fresh(c, c->success, key, keylen, hash, now_s, -1, out,
-                             cap);
-    }
-    if (n == 0 && !cache_in(&c->no_denial, q->qname)) {
-        type = 1;
-        n = cache_copy_fresh(c, c->denial, key, keylen, hash, now_s,
-                             CACHE_DENIAL, out, cap);
-    }
-    if (n <= 0) {
-        return 0;
-    }
-    cache_patch(out, n, q->wire, q->question_end, q->do_bit);
-    cnd_counter_add(cw->requests, 1);
-    cnd_counter_add(cw->hits[type], 1);
-    return n;
 }
 
 
@@ -878,9 +817,9 @@ cache_query(cnd_req_t *r, cnd_inst_t *self)
     cache_ctx_t *x = cnd_req_ctx(r, self);
     x->r = r;
     x->client_ad = knot_wire_get_ad(r->qwire);
-    x->keylen = cache_key(x->key, r->qname, r->qtype, r->qclass, r->do_bit,
-                          knot_wire_get_cd(r->qwire));
-    x->hash = cache_hash(x->key, x->keylen);
+    if (!cache_keyed(x, r)) {
+        return CND_NEXT; /* out of memory: ask inward, store nothing */
+    }
     cnd_counter_add(cw->requests, 1);
     uint64_t now = cache_now(r);
 

@@ -210,18 +210,17 @@ size_t cache_store_count(cache_store_t *st);
 int cache_worker_init(cnd_worker_t *w, cnd_inst_t *self, void **wdata);
 void cache_worker_fini(cnd_worker_t *w, cnd_inst_t *self, void *wdata);
 cnd_rc_t cache_query(cnd_req_t *r, cnd_inst_t *self);
-void cache_fast_prefetch(cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
-                         int step);
-size_t cache_fast(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
-                  uint8_t *out, size_t cap);
+void cache_prefetch_hook(cnd_req_t *r, cnd_inst_t *self, int step);
 void cache_response(cnd_req_t *r, cnd_inst_t *self);
 void cache_cancel(cnd_req_t *r, cnd_inst_t *self);
 
 /* The request state of the cache. */
 typedef struct cache_ctx_s {
-    uint8_t key[CACHE_KEY_MAX];
+    uint8_t *key; /* CACHE_KEY_MAX bytes in the request arena: not
+                     in the context, which is zeroed for every query */
     size_t keylen;
     uint64_t hash;
+    bool keyed;     /* key and hash made (prefetch, query) */
     bool missed;    /* went on: store what comes back     */
     bool client_ad; /* the client's AD bit                */
     /* verify mode: the stale answer to give if the refresh fails */

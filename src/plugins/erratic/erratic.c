@@ -140,8 +140,8 @@ erratic_answer(cnd_req_t *r, const erratic_conf_t *c, bool trunc)
         if (rr == NULL) {
             return false;
         }
-        knot_rrset_init(rr, (knot_dname_t *)knot_pkt_wire_qname(r->q), r->qtype,
-                        r->qclass, 0);
+        knot_rrset_init(rr, (knot_dname_t *)r->qwire + KNOT_WIRE_HEADER_SIZE,
+                        r->qtype, r->qclass, 0);
         if (knot_rrset_add_rdata(rr, v4 ? a : aaaa, v4 ? 4 : 16, &mm) != 0 ||
             knot_pkt_put(pkt, KNOT_COMPR_HINT_QNAME, rr, 0) != 0) {
             return false;

@@ -329,7 +329,7 @@ errors_response(cnd_req_t *r, cnd_inst_t *self)
 
 const cnd_plugin_t cnd_plugin_errors = {
     .name = "errors",
-    .flags = CND_PLUGIN_ONCE | CND_PLUGIN_FAILURES_ONLY,
+    .flags = CND_PLUGIN_ONCE,
     .conf_size = sizeof(errors_conf_t),
     .parse = errors_parse,
     .fini = errors_fini,

@@ -194,27 +194,24 @@ fwd_loop_init(void)
 /* How many of our marks the query carries; @via gets the upstream named
  * in the last one. */
 static unsigned
-fwd_loop_marks(const cnd_req_t *r, char *via, size_t size)
+fwd_loop_marks(cnd_req_t *r, char *via, size_t size)
 {
-    if (r->q == NULL || r->q->opt_rr == NULL) {
+    /* A query read light has no options (req.h): nothing to look at. */
+    knot_pkt_t *q = r->edns_options ? cnd_req_pkt(r) : NULL;
+    if (q == NULL || q->opt_rr == NULL) {
         return 0;
     }
-    const knot_rdata_t *rd = r->q->opt_rr->rrs.rdata;
-    const uint8_t *p = rd->data, *end = rd->data + rd->len;
     unsigned n = 0;
-    while (end - p >= 4) {
-        uint16_t code = knot_wire_read_u16(p);
-        uint16_t len = knot_wire_read_u16(p + 2);
-        if (len > end - p - 4) {
-            break;
-        }
-        if (code == FWD_LOOP_OPTION && len >= FWD_NONCE_LEN &&
-            memcmp(p + 4, fwd_nonce, FWD_NONCE_LEN) == 0) {
+    for (uint8_t *o = knot_edns_get_option(q->opt_rr, FWD_LOOP_OPTION, NULL);
+         o != NULL; o = knot_edns_get_option(q->opt_rr, FWD_LOOP_OPTION, o)) {
+        uint16_t len = knot_edns_opt_get_length(o);
+        const uint8_t *data = knot_edns_opt_get_data(o);
+        if (len >= FWD_NONCE_LEN &&
+            memcmp(data, fwd_nonce, FWD_NONCE_LEN) == 0) {
             n++;
             snprintf(via, size, "%.*s", (int)(len - FWD_NONCE_LEN),
-                     (const char *)p + 4 + FWD_NONCE_LEN);
+                     (const char *)data + FWD_NONCE_LEN);
         }
-        p += 4 + len;
     }
     return n;
 }

@@ -1383,15 +1383,6 @@ lb_response(cnd_req_t *r, cnd_inst_t *self)
 }
 
 
-static void
-lb_fast_response(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
-                 uint8_t *out, size_t len)
-{
-    (void)q;
-    cnd_lb_apply(self->conf, wdata, out, len);
-}
-
-
 const cnd_plugin_t cnd_plugin_loadbalance = {
     .name = "loadbalance",
     .conf_size = sizeof(cnd_lb_conf_t),
@@ -1401,5 +1392,4 @@ const cnd_plugin_t cnd_plugin_loadbalance = {
     .worker_init = lb_worker_init,
     .worker_fini = lb_worker_fini,
     .response = lb_response,
-    .fast_response = lb_fast_response,
 };

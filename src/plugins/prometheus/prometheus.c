@@ -373,40 +373,28 @@ prom_responses(prom_worker_t *pw, prom_zs_t *zs, const char *server,
     ((slot) != NULL ? (slot) : ((slot) = cnd_metric_series(__VA_ARGS__, NULL)))
 
 
-/* What the dns metrics count of one answer: a request's (prom_finish),
- * a fast answer's (prom_fast_finish), or the REFUSED of a query no block
- * took (prom_unrouted). */
-typedef struct {
-    const cnd_zone_t *zone; /* NULL: no block took it */
-    const struct sockaddr_storage *remote, *local;
-    bool tcp, do_bit;
-    uint16_t qtype, rcode;
-    size_t qlen, out_len;
-    uint64_t start_ns;
-    const char *by; /* the plugin that answered, or NULL */
-} prom_answer_t;
-
-
+/* Count one answer: a request's (prom_finish), or the REFUSED of a query
+ * no block took (prom_unrouted, r->zone NULL). */
 static void
-prom_count(cnd_inst_t *self, prom_worker_t *pw, const prom_answer_t *a)
+prom_count(cnd_req_t *r, cnd_inst_t *self, prom_worker_t *pw)
 {
     prom_conf_t *c = self->conf;
     const cnd_server_t *srv = self->srv;
     /* CoreDNS counts a query no block took under zone "dropped". */
-    size_t zi = a->zone != NULL ? (size_t)(a->zone - srv->zones) : srv->nzones;
+    size_t zi = r->zone != NULL ? (size_t)(r->zone - srv->zones) : srv->nzones;
     if (zi > srv->nzones) {
         return;
     }
-    size_t si = prom_server_of(a->local, srv);
+    size_t si = prom_server_of(&r->local, srv);
     prom_zs_t *zs = &pw->zs[zi * c->nservers + si];
     const char *server = c->servers[si];
-    const char *zone = a->zone != NULL ? a->zone->name : "dropped";
-    bool tcp = a->tcp;
-    bool v6 = a->remote->ss_family == AF_INET6;
+    const char *zone = r->zone != NULL ? r->zone->name : "dropped";
+    bool tcp = r->proto == CND_PROTO_TCP;
+    bool v6 = r->remote.ss_family == AF_INET6;
     const char *proto = tcp ? "tcp" : "udp";
 
     size_t t = 0;
-    while (t < PROM_NTYPES - 1 && prom_types[t].type != a->qtype) {
+    while (t < PROM_NTYPES - 1 && prom_types[t].type != r->qtype) {
         t++;
     }
     const char *tname = t < PROM_NTYPES - 1 ? prom_types[t].name : "other";
@@ -415,23 +403,23 @@ prom_count(cnd_inst_t *self, prom_worker_t *pw, const prom_answer_t *a)
                          zone, "", proto, v6 ? "2" : "1", tname)) != NULL) {
         cnd_counter_add(s, 1);
     }
-    if (a->do_bit && (s = PROM_SERIES(zs->do_req, pw->st, &prom_m_do, server,
+    if (r->do_bit && (s = PROM_SERIES(zs->do_req, pw->st, &prom_m_do, server,
                                       zone, "")) != NULL) {
         cnd_counter_add(s, 1);
     }
     if ((s = PROM_SERIES(zs->req_size[tcp], pw->st, &prom_m_req_size, server,
                          zone, "", proto)) != NULL) {
-        cnd_histogram_observe(s, (double)a->qlen);
+        cnd_histogram_observe(s, (double)r->qlen);
     }
     if ((s = PROM_SERIES(zs->resp_size[tcp], pw->st, &prom_m_resp_size, server,
                          zone, "", proto)) != NULL) {
-        cnd_histogram_observe(s, (double)a->out_len);
+        cnd_histogram_observe(s, (double)r->out_len);
     }
     if ((s = PROM_SERIES(zs->duration, pw->st, &prom_m_duration, server, zone,
                          "")) != NULL) {
-        cnd_histogram_observe(s, (double)(uv_hrtime() - a->start_ns) / 1e9);
+        cnd_histogram_observe(s, (double)(uv_hrtime() - r->start_ns) / 1e9);
     }
-    s = prom_responses(pw, zs, server, zone, a->rcode, a->by);
+    s = prom_responses(pw, zs, server, zone, cnd_req_rcode(r), r->answered_by);
     if (s != NULL) {
         cnd_counter_add(s, 1);
     }
@@ -439,30 +427,10 @@ prom_count(cnd_inst_t *self, prom_worker_t *pw, const prom_answer_t *a)
 
 
 static void
-prom_request(cnd_req_t *r, cnd_inst_t *self)
-{
-    prom_answer_t a = {
-        .zone = r->zone,
-        .remote = &r->remote,
-        .local = &r->local,
-        .tcp = r->proto == CND_PROTO_TCP,
-        .do_bit = r->do_bit,
-        .qtype = r->qtype,
-        .rcode = cnd_req_rcode(r),
-        .qlen = r->qlen,
-        .out_len = r->out_len,
-        .start_ns = r->start_ns,
-        .by = r->answered_by,
-    };
-    prom_count(self, cnd_req_wdata(r, self), &a);
-}
-
-
-static void
 prom_finish(cnd_req_t *r, cnd_inst_t *self)
 {
     if (r->proto != CND_PROTO_INTERNAL && r->zone != NULL) {
-        prom_request(r, self);
+        prom_count(r, self, cnd_req_wdata(r, self));
     }
 }
 
@@ -471,28 +439,8 @@ static void
 prom_unrouted(cnd_req_t *r, cnd_inst_t *self)
 {
     if (r->proto != CND_PROTO_INTERNAL) {
-        prom_request(r, self);
+        prom_count(r, self, cnd_req_wdata(r, self));
     }
-}
-
-
-static void
-prom_fast_finish(const cnd_fastq_t *q, cnd_inst_t *self, void *wdata,
-                 const uint8_t *out, size_t len)
-{
-    prom_answer_t a = {
-        .zone = q->zone,
-        .remote = q->remote,
-        .local = q->local,
-        .do_bit = q->do_bit,
-        .qtype = q->qtype,
-        .rcode = knot_wire_get_rcode(out),
-        .qlen = q->len,
-        .out_len = len,
-        .start_ns = q->start_ns,
-        .by = q->by,
-    };
-    prom_count(self, wdata, &a);
 }
 
 
@@ -508,5 +456,4 @@ const cnd_plugin_t cnd_plugin_prometheus = {
     .worker_fini = prom_worker_fini,
     .finish = prom_finish,
     .unrouted = prom_unrouted,
-    .fast_finish = prom_fast_finish,
 };

@@ -41,7 +41,8 @@ whoami_query(cnd_req_t *r, cnd_inst_t *self)
                             "cannot build an answer");
     }
     knot_wire_set_aa(pkt->wire);
-    const knot_dname_t *qname = knot_pkt_wire_qname(r->q);
+    /* The name as the client wrote it: whoami's answer keeps its case. */
+    const knot_dname_t *qname = r->qwire + KNOT_WIRE_HEADER_SIZE;
 
     /* The client's address: A for IPv4, AAAA for IPv6. */
     knot_rrset_t addr;

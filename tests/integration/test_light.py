@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: MIT
-"""The fast path (src/core/fast.c): cache hits answered before a request
-exists.  Each test runs two servers on the same upstream, one where the
-fast path applies (errors, cache, forward) and one where it cannot (log
-sees every answer), and checks they answer alike, byte for byte but the
-TTLs, while `candor ctl stats` shows which one took the fast path."""
+"""One request path (src/core/req.c): most queries are admitted by the
+light read (header and question only, dns/msg.c cnd_msg_read_light), the
+rest by libknot's parse of the whole message.  A trailing byte after a
+query changes nothing it asks but sends it through the full parse, so
+each case here is asked both ways and the replies must be the same
+bytes (but the TTLs), while `candor ctl stats` shows which read took it
+(worker.N.queries.light).  Cache hits walk the chain like any answer:
+plugins before the cache see them."""
 import contextlib
 import random
 import re
@@ -19,7 +22,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from conftest import free_port, scrape
+from conftest import free_port, metric, scrape
 
 COREFILE = """.:@PORT@ {
     bind @ADDR@
@@ -30,18 +33,15 @@ COREFILE = """.:@PORT@ {
 """
 
 
-def servers(candor, u, cache="cache"):
+def server(candor, u, cache="cache", before=""):
     target = "%s:%d" % (u.addr, u.port)
-    fast = candor(COREFILE % ("", cache, target), args=["-workers", "1"])
-    slow = candor(COREFILE % ("    log\n", cache, target),
-                  args=["-workers", "1"])
-    return fast, slow
+    return candor(COREFILE % (before, cache, target), args=["-workers", "1"])
 
 
-def fast_count(s):
+def light_count(s):
     out = s.ctl("stats").stdout
-    return sum(int(v) for v in re.findall(r"^worker\.\d+\.queries\.fast=(\d+)$",
-                                          out, re.M))
+    return sum(int(v) for v in re.findall(
+        r"^worker\.\d+\.queries\.light=(\d+)$", out, re.M))
 
 
 def handler(q, proto):
@@ -88,14 +88,13 @@ def normal(raw):
             m.edns, m.ednsflags, m.payload, m.options, sections)
 
 
-def both(fast, slow, wire, timeout=2.0):
-    """Send the same bytes to both; their replies, normalised."""
-    return (normal(fast.raw_udp(wire, timeout)),
-            normal(slow.raw_udp(wire, timeout)))
+def full(wire):
+    """The same query with a trailing byte: libknot's parse reads it."""
+    return wire + b"\x00"
 
 
 CASES = [
-    # (name, make_query kwargs, header flags to set, takes the fast path)
+    # (name, make_query kwargs, header flags to set, read light)
     ("WwW.Plain.Example.", dict(use_edns=False), 0, True),
     ("edns.example.", dict(use_edns=0, payload=1232), 0, True),
     ("do.example.", dict(use_edns=0, want_dnssec=True), 0, True),
@@ -105,29 +104,30 @@ CASES = [
     ("nx.plain.example.", dict(use_edns=False), 0, True),
     ("norec.example.", dict(use_edns=False), -1, True),
     ("small.payload.example.", dict(use_edns=0, payload=100), 0, True),
-    # not fast: bigger than 512 without EDNS (truncated by the normal
-    # path), an OPT with an option, another EDNS version
-    ("big.example.", dict(use_edns=False), 0, False),
+    # bigger than 512 without EDNS: truncated, either way
+    ("big.example.", dict(use_edns=False), 0, True),
+    # EDNS version 1: BADVERS, either way
+    ("v1.example.", dict(use_edns=0), "v1", True),
+    # an OPT with an option: only libknot reads it
     ("cookie.example.", dict(use_edns=0, options=[
         dns.edns.GenericOption(10, b"\x01\x02\x03\x04\x05\x06\x07\x08")]),
      0, False),
-    ("v1.example.", dict(use_edns=0), "v1", False),
 ]
 
 
-def test_hits_answer_as_the_normal_path(candor, upstream):
+def test_light_and_full_reads_answer_alike(candor, upstream):
     u = upstream("script", handler=handler)
-    fast, slow = servers(candor, u)
-    expect = 0
-    for name, kw, flags, takes in CASES:
+    s = server(candor, u)
+    for name, kw, flags, light in CASES:
         wire = case_wire(name, kw, flags)
         q = dns.message.from_wire(wire)
-        both(fast, slow, wire)  # the miss fills both caches
-        before = fast_count(fast)
-        raw = fast.raw_udp(wire)
-        assert raw is not None and normal(raw) == normal(slow.raw_udp(wire))
-        assert fast_count(fast) - before == (1 if takes else 0), name
-        expect += 1 if takes else 0
+        s.raw_udp(wire)  # the miss fills the cache
+        before = light_count(s)
+        raw = s.raw_udp(wire)
+        assert light_count(s) - before == (1 if light else 0), name
+        other = s.raw_udp(full(wire))
+        assert light_count(s) - before == (1 if light else 0), name
+        assert raw is not None and normal(raw) == normal(other), name
         m = dns.message.from_wire(raw)
         assert m.id == q.id and m.question[0].name.to_text() == name
         if name.startswith("big."):
@@ -136,8 +136,6 @@ def test_hits_answer_as_the_normal_path(candor, upstream):
             assert m.rcode() == dns.rcode.BADVERS
         else:
             assert m.flags & dns.flags.AA  # a hit, as CoreDNS marks it
-    assert fast_count(fast) == expect
-    assert fast_count(slow) == 0
 
 
 def case_wire(name, kw, flags):
@@ -152,14 +150,52 @@ def case_wire(name, kw, flags):
     return wire
 
 
+def _stopped(pid):
+    """Every thread of @pid is stopped (state T)."""
+    import glob
+    for stat in glob.glob("/proc/%d/task/*/stat" % pid):
+        try:
+            with open(stat) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "T":
+                    return False
+        except OSError:
+            pass
+    return True
+
+
+def _rx_queued(addr, port):
+    """Bytes queued on the UDP sockets bound to addr:port (/proc/net/udp,
+    udp6 for the wildcard)."""
+    want = ":%04X" % port
+    total = 0
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(path) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[1].endswith(want):
+                    total += int(fields[4].split(":")[1], 16)
+    return total
+
+
+def _until(pred, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
 @contextlib.contextmanager
 def held(s):
     """The server stopped (SIGSTOP) while the block runs, so that what it
-    sends queues up and the worker reads it in one batch."""
+    sends queues up and the worker reads it in one batch.  Loopback
+    delivers a datagram into the socket's queue before sendto() returns;
+    the block ends once it is there."""
     s.send_signal(signal.SIGSTOP)
     try:
+        _until(lambda: _stopped(s.proc.pid))
         yield
-        time.sleep(0.05)  # loopback delivery is done by now
+        _until(lambda: _rx_queued(s.addr, s.port) > 0)
     finally:
         s.send_signal(signal.SIGCONT)
 
@@ -182,46 +218,59 @@ def burst(s, wires, timeout=1.0):
     return got
 
 
-def test_batches_mixing_hits_and_others_answer_alike(candor, upstream):
-    """Queries of every kind in one batch: the worker reads each batch
-    whole before answering it (udp.c's two passes, the cache's
-    prefetch), so each query in a batch of hits, misses, queries the
-    fast path leaves and garbage must get its own answer, as the normal
-    path gives it, and every hit must still be a fast one."""
+def test_batches_answer_each_query_alike(candor, upstream):
+    """Queries of every kind in one batch, each both ways: the worker
+    admits a batch whole before running it (udp.c's two passes, the
+    cache's prefetch hook), so each query in a batch of hits, misses,
+    full reads and garbage must get its own answer, the same both
+    ways."""
     u = upstream("script", handler=handler)
-    fast, slow = servers(candor, u)
-    cases = [(case_wire(name, kw, flags), takes)
-             for name, kw, flags, takes in CASES]
+    s = server(candor, u)
+    cases = [(case_wire(name, kw, flags), light)
+             for name, kw, flags, light in CASES]
     for wire, _ in cases:
-        both(fast, slow, wire)  # the misses fill both caches
+        s.raw_udp(wire)  # the misses fill the cache
     rng = random.Random(11)
-    fast_hits = sum(takes for _, takes in cases)
+    lights = sum(light for _, light in cases)
     for rnd in range(10):
-        wires = [w for w, _ in cases] * 2
-        wires.append(dns.message.make_query("miss%d.example." % rnd,
-                                            "A").to_wire())
+        pairs = []
+        wires = []
+        for i, (wire, _) in enumerate(cases):
+            a = (rnd * 128 + 2 * i).to_bytes(2, "big")
+            b = (rnd * 128 + 2 * i + 1).to_bytes(2, "big")
+            pairs.append((a, b))
+            wires += [a + wire[2:], b + full(wire)[2:]]
+        miss = dns.message.make_query("miss%d.example." % rnd, "A").to_wire()
+        wires.append((rnd * 128 + 100).to_bytes(2, "big") + miss[2:])
         wires.append(wires[0][:15])  # a cut question: no answer
         wires.append(bytes(rng.getrandbits(8) for _ in range(30)))
         rng.shuffle(wires)
-        wires = [(rnd * 64 + i).to_bytes(2, "big") + w[2:]
-                 for i, w in enumerate(wires)]
-        before = fast_count(fast)
-        a, b = burst(fast, wires), burst(slow, wires)
-        assert a == b
-        assert len(a) >= len(cases) * 2 + 1
-        assert fast_count(fast) - before == fast_hits * 2
+        before = light_count(s)
+        got = burst(s, wires)
+        for a, b in pairs:
+            assert a in got and b in got
+            assert got[a][1:] == got[b][1:]  # all but the header's ID
+        assert light_count(s) - before >= lights + 1  # and the miss
+
+
+def _ttl(s, name):
+    """The TTL of @name's cached A, from candor ctl dump_cache."""
+    for line in s.ctl("dump_cache").stdout.splitlines():
+        f = line.split()
+        if f and f[0] == name and f[1] == "A":
+            return int(f[3])
+    return None
 
 
 def test_hit_counters_and_ttl_countdown(candor, upstream):
     u = upstream("script", handler=handler)
-    fast, _ = servers(candor, u)
-    fast.query("a.example.", use_edns=0)
-    fast.query("nx.example.", use_edns=0)
+    s = server(candor, u)
+    s.query("a.example.", use_edns=0)
+    s.query("nx.example.", use_edns=0)
     for _ in range(3):
-        fast.query("a.example.", use_edns=0)
-        fast.query("nx.example.", use_edns=0)
-    assert fast_count(fast) == 6
-    stats = fast.ctl("stats").stdout
+        s.query("a.example.", use_edns=0)
+        s.query("nx.example.", use_edns=0)
+    stats = s.ctl("stats").stdout
     hits = dict(re.findall(
         r'^coredns_cache_hits_total\{[^}]*type="(\w+)"[^}]*\}=(\d+)$',
         stats, re.M))
@@ -230,102 +279,69 @@ def test_hit_counters_and_ttl_countdown(candor, upstream):
                       re.M)
     assert reqs == ["8"]
     assert u.udp_queries == 2
-    time.sleep(2.1)
-    assert fast.query("a.example.", use_edns=0).answer[0].ttl <= 3598
+    # whole seconds of the cache clock: the entry ages
+    _until(lambda: _ttl(s, "a.example.") <= 3598, timeout=5)
+    assert s.query("a.example.", use_edns=0).answer[0].ttl <= 3598
 
 
-@pytest.mark.parametrize("cache", [
-    "cache {\n        prefetch 2\n    }",
-    "cache {\n        serve_stale\n    }",
-])
-def test_prefetch_and_serve_stale_take_fast_hits(candor, upstream, cache):
+def test_plugins_before_the_cache_see_every_hit(candor, upstream):
+    """A hit walks back through every plugin before the cache: log logs
+    it, prometheus counts it, loadbalance shuffles it, errors stays quiet."""
     u = upstream("script", handler=handler)
-    fast, _ = servers(candor, u, cache=cache)
-    for _ in range(3):
-        assert fast.query("a.example.", use_edns=0).rcode() == 0
-    assert fast_count(fast) == 2
+    mport = free_port()
+    s = server(candor, u, before="    log\n    prometheus 127.0.0.1:%d\n"
+                                  "    loadbalance\n" % mport)
+    for _ in range(5):
+        r = s.query("big.example.", use_edns=0, payload=1232)
+        assert len(r.answer[0]) == 40
+    logged = [l for l in s.log() if '"A IN big.example. udp' in l]
+    assert len(logged) == 5
+    hits = metric(scrape(mport), "coredns_cache_hits_total",
+                  server="dns://%s:%d" % (s.addr, s.port), type="success",
+                  zones=".", view="")
+    assert hits == 4
+    req = metric(scrape(mport), "coredns_dns_requests_total",
+                 server="dns://%s:%d" % (s.addr, s.port), zone=".", view="",
+                 proto="udp", family="1", type="A")
+    assert req == 5
 
 
-def test_the_hit_that_starts_a_prefetch_takes_the_normal_path(candor,
-                                                              upstream):
-    """Fast hits count towards prefetch as normal ones do; the one that
-    starts the refresh is left to the normal path, which starts it."""
-    u = upstream("answer", ttl=4)
-    cache = "cache {\n        success 100 3600 1\n" \
-            "        prefetch 2 1m 50%\n    }"
-    s = candor(COREFILE % ("", cache, "%s:%d" % (u.addr, u.port)),
-               args=["-workers", "1"])
-    s.query("p.example.", use_edns=0)  # stored, 4 s TTL
-    s.query("p.example.", use_edns=0)  # hit 1: 3-4 s left
-    assert fast_count(s) == 1
-    time.sleep(2.2)  # 50%: 2 s or less left
-    r = s.query("p.example.", use_edns=0)  # hit 2: prefetch
-    assert r.answer[0].ttl <= 2
-    assert fast_count(s) == 1
-    assert u.wait_queries(2, timeout=2)
-    deadline = time.time() + 2  # the refreshed answer is stored
-    while time.time() < deadline:
-        r = s.query("p.example.", use_edns=0)
-        if r.answer[0].ttl >= 3:
-            break
-        time.sleep(0.05)
-    assert r.answer[0].ttl >= 3
-    assert fast_count(s) >= 2
-
-
-def test_plugins_before_the_cache_turn_it_off(candor, upstream):
+def test_mutated_queries_get_well_formed_replies(candor, upstream):
+    """Every byte of a cached query changed, and every cut of it: each
+    gets a reply that parses, with the query's ID, or none (tests/unit/
+    test_msg.c holds the light read to libknot's over the same)."""
     u = upstream("script", handler=handler)
-    target = "%s:%d" % (u.addr, u.port)
-    for before, on in (("log", False), ("loadbalance", True),
-                       ("prometheus 127.0.0.1:%d" % free_port(), True),
-                       ("errors", True), ("", True)):
-        s = candor(""".:@PORT@ {
-    bind @ADDR@
-    %s
-    cache
-    forward . %s
-}
-""" % (before, target), args=["-workers", "1"])
-        for _ in range(2):
-            s.query("a.example.", use_edns=0)
-        assert (fast_count(s) > 0) == on, before
-        s.stop()
-
-
-def test_mutated_queries_answered_alike(candor, upstream):
-    """Every byte of a cached query changed, and every cut of it: the
-    fast path takes what it can read and leaves the rest to the normal
-    path, so both servers must give the same reply (or none)."""
-    u = upstream("script", handler=handler)
-    fast, slow = servers(candor, u)
+    s = server(candor, u)
     q = dns.message.make_query("m.example.", "A", use_edns=0,
                                want_dnssec=True)
     q.id = 0x4242
     wire = q.to_wire()
-    both(fast, slow, wire)
+    s.raw_udp(wire)
     variants = [wire[:n] for n in range(len(wire))]
     for i in range(len(wire)):
         for v in (0x00, 0x01, 0x3f, 0x40, 0x80, 0xc0, 0xff, wire[i] ^ 0x20):
             if v != wire[i]:
                 variants.append(wire[:i] + bytes([v]) + wire[i + 1:])
-    variants.append(wire + b"\x00")  # trailing byte
+    variants.append(full(wire))
     rng = random.Random(7)
     for _ in range(50):
         variants.append(bytes(rng.getrandbits(8) for _ in range(len(wire))))
     answered = 0
     for v in variants:
-        a, b = both(fast, slow, v, timeout=0.3)
-        assert a == b, v.hex()
-        answered += a is not None
+        raw = s.raw_udp(v, timeout=0.3)
+        if raw is not None:
+            answered += 1
+            assert raw[:2] == v[:2] and len(raw) >= 12 and raw[2] & 0x80
+            if (raw[2] >> 3) & 0xf in (0, 4):  # dnspython knows QUERY, NOTIFY
+                dns.message.from_wire(raw, ignore_trailing=True)
     assert answered > len(variants) // 2
-    assert fast_count(fast) > 0
-    assert fast.query("m.example.", use_edns=0).rcode() == 0
-    assert slow.query("m.example.", use_edns=0).rcode() == 0
+    assert light_count(s) > 0
+    assert s.query("m.example.", use_edns=0).rcode() == 0
 
 
 def test_wildcard_listener_answers_from_the_right_address(candor, upstream):
-    """Without bind the socket is the wildcard: the fast answer must come
-    from the address the query went to, as the normal path's does."""
+    """Without bind the socket is the wildcard: each answer must come from
+    the address its query went to, in a batch too."""
     u = upstream("script", handler=handler)
     s = candor(""".:@PORT@ {
     cache
@@ -341,7 +357,6 @@ def test_wildcard_listener_answers_from_the_right_address(candor, upstream):
                 data, src = c.recvfrom(65535)
                 assert src == (addr, s.port)
                 assert dns.message.from_wire(data).answer
-    assert fast_count(s) == 3  # all but the first: one cache
 
     # One batch from two clients to two addresses: each answer to its
     # own client, from its own address.
@@ -365,63 +380,9 @@ def test_wildcard_listener_answers_from_the_right_address(candor, upstream):
     finally:
         for c in clients:
             c.close()
-    assert fast_count(s) == 3 + 32
 
 
-DNS_FAMILIES = ("coredns_dns_requests_total", "coredns_dns_responses_total",
-                "coredns_dns_do_requests_total",
-                "coredns_dns_request_size_bytes",
-                "coredns_dns_response_size_bytes",
-                "coredns_dns_request_duration_seconds_count")
-
-
-def dns_series(text, server):
-    """The coredns_dns_* lines of a scrape, this server's name replaced
-    (the two servers listen on different addresses)."""
-    return sorted(line.replace(server, "SERVER")
-                  for line in text.splitlines()
-                  if line.startswith(DNS_FAMILIES) and
-                  "duration_seconds_bucket" not in line and
-                  "duration_seconds_sum" not in line)
-
-
-def test_prometheus_counts_fast_answers_as_the_normal_path(candor, upstream):
-    """kubeadm's plugins before the cache (errors, prometheus,
-    loadbalance): the fast path stays on, and every coredns_dns_* series
-    reads as it does where each hit walks the chain."""
-    u = upstream("script", handler=handler)
-    target = "%s:%d" % (u.addr, u.port)
-    ports = free_port(), free_port()
-    text = """.:@PORT@ {
-    bind @ADDR@
-    errors
-    prometheus 127.0.0.1:%d
-%s    loadbalance
-    cache
-    forward . %s
-}
-"""
-    fast = candor(text % (ports[0], "", target), args=["-workers", "1"])
-    slow = candor(text % (ports[1], "    log\n", target),
-                  args=["-workers", "1"])
-    queries = [("a.example.", "A", dict(use_edns=0)),
-               ("a.example.", "A", dict(use_edns=0)),
-               ("a.example.", "A", dict(use_edns=0, want_dnssec=True)),
-               ("nx.example.", "AAAA", dict(use_edns=False)),
-               ("big.example.", "A", dict(use_edns=False)),
-               ("MX.example.", "MX", dict(use_edns=0))]
-    for _ in range(3):
-        for name, rdtype, kw in queries:
-            for s in (fast, slow):
-                assert s.query(name, rdtype, **kw).rcode() in (0, 3)
-    assert fast_count(fast) == 3 * 5 - 4  # all but misses and big's
-    assert fast_count(slow) == 0
-    a = dns_series(scrape(ports[0]), "dns://%s:%d" % (fast.addr, fast.port))
-    b = dns_series(scrape(ports[1]), "dns://%s:%d" % (slow.addr, slow.port))
-    assert a and a == b
-
-
-def test_loadbalance_shuffles_fast_answers(candor, upstream):
+def test_loadbalance_shuffles_hits(candor, upstream):
     u = upstream("script", handler=handler)
     s = candor(""".:@PORT@ {
     bind @ADDR@
@@ -435,7 +396,7 @@ def test_loadbalance_shuffles_fast_answers(candor, upstream):
         r = s.query("big.example.", use_edns=0, payload=1232)
         assert len(r.answer[0]) == 40
         firsts.add(r.answer[0][0].to_text())
-    assert fast_count(s) == 19
+    assert u.udp_queries == 1
     assert len(firsts) > 3
 
 
@@ -533,8 +494,7 @@ def test_stop_while_waiting_in_recvmmsg(candor, upstream):
 
     t = threading.Thread(target=load)
     t.start()
-    time.sleep(0.3)
-    assert udp_waits(s) > 0
+    _until(lambda: udp_waits(s) > 0, timeout=10)
     started = time.monotonic()
     assert s.stop() == 0
     assert time.monotonic() - started < 5
