@@ -47,7 +47,8 @@ UNIT_BIN := $(patsubst %.c,$(BUILD)/unit/%,$(notdir $(UNIT_SRC)))
 
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all asan test test-asan unit integration fmt clean install uninstall
+.PHONY: all asan test test-asan unit integration check-includes fmt clean \
+        install uninstall
 all: $(BUILD)/candor
 
 asan:
@@ -100,7 +101,11 @@ integration: $(BUILD)/candor
 	CANDOR=$(abspath $(BUILD)/candor) CANDOR_VARIANT=$(V) \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-test: all unit integration
+# Plugins include only the plugin ABI (core/plugin.h, dns/, util/).
+check-includes:
+	@scripts/check-includes
+
+test: check-includes all unit integration
 
 fmt:
 	clang-format -i $$(find src tests -name '*.[ch]')

@@ -22,6 +22,8 @@
 #include <microhttpd.h>
 #include <uv.h>
 
+#include "util/addr.h"
+
 /* Paths per address: the plugins serve three (/metrics, /health,
  * /ready), so no Corefile reaches it. */
 #define HTTP_MAX_PATHS 8
@@ -62,66 +64,33 @@ http_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len,
         wl = sizeof(dummy);
     }
     const char *colon = strrchr(addr, ':');
-    if (colon == NULL) {
+    const char *port = colon != NULL ? colon + 1 : "";
+    switch (cnd_addr_parse(
+        addr, 0, CND_ADDR_NEED_PORT | CND_ADDR_EMPTY_ANY | CND_ADDR_LOCALHOST,
+        ss, len, host, sizeof(host))) {
+    case CND_ADDR_OK:
+        return 0;
+    case CND_ADDR_NO_PORT:
         snprintf(why, wl, "address %s: missing port in address", addr);
-        return -EINVAL;
-    }
-    const char *ps = colon + 1;
-    char *end;
-    errno = 0;
-    long port = strtol(ps, &end, 10);
-    if (*ps == '\0' || *end != '\0' || *ps == '-' || *ps == '+') {
+        break;
+    case CND_ADDR_BAD_PORT:
         snprintf(why, wl,
                  "listen tcp: lookup tcp/%s: unknown port (give the port "
                  "as a number, 0-65535)",
-                 ps);
-        return -EINVAL;
-    }
-    if (errno != 0 || port < 0 || port > 65535) {
+                 port);
+        break;
+    case CND_ADDR_PORT_RANGE:
         snprintf(why, wl,
                  "listen tcp: address %s: invalid port (a port is 0-65535)",
-                 ps);
-        return -EINVAL;
+                 port);
+        break;
+    default:
+        snprintf(why, wl,
+                 "listen tcp %s: host %s is not an IP address (give an IP "
+                 "address, localhost, or no host for every address: :%s)",
+                 addr, host, port);
+        break;
     }
-    size_t hl = (size_t)(colon - addr);
-    if (hl >= sizeof(host)) {
-        snprintf(why, wl, "listen tcp: host of %s is too long", addr);
-        return -EINVAL;
-    }
-    memcpy(host, addr, hl);
-    host[hl] = '\0';
-    if (host[0] == '[' && hl >= 2 && host[hl - 1] == ']') {
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = '\0';
-    }
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (host[0] == '\0') {
-        in6->sin6_family = AF_INET6; /* every address, IPv4 too */
-        in6->sin6_port = htons((uint16_t)port);
-        *len = sizeof(*in6);
-        return 0;
-    }
-    if (strcmp(host, "localhost") == 0) {
-        snprintf(host, sizeof(host), "127.0.0.1");
-    }
-    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)port);
-        *len = sizeof(*in);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        *len = sizeof(*in6);
-        return 0;
-    }
-    snprintf(why, wl,
-             "listen tcp %s: host %s is not an IP address (give an IP "
-             "address, localhost, or no host for every address: :%ld)",
-             addr, host, port);
     return -EINVAL;
 }
 

@@ -14,7 +14,7 @@
  * Any error stops the load and leaves its text in the caller's buffer.
  */
 #include "core/conf.h"
-#include "core/zone.h"
+#include "dns/zone.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -77,78 +77,6 @@ conf_prefix_plugin(cnd_conf_t *cf, const char *name)
     char tmp[1024];
     snprintf(tmp, sizeof(tmp), "%s", cf->err);
     snprintf(cf->err, cf->errlen, "plugin/%s: %s", name, tmp);
-}
-
-
-/* ---- addresses -------------------------------------------------------- */
-
-bool
-cnd_addr_is_any(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET) {
-        return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
-               htonl(INADDR_ANY);
-    }
-    return IN6_IS_ADDR_UNSPECIFIED(
-        &((const struct sockaddr_in6 *)ss)->sin6_addr);
-}
-
-
-const char *
-cnd_addr_str(const struct sockaddr_storage *ss, char *buf, size_t size,
-             bool with_port)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-        port = ntohs(in->sin_port);
-        if (with_port) {
-            snprintf(buf, size, "%s:%u", ip, port);
-        } else {
-            snprintf(buf, size, "%s", ip);
-        }
-    } else {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-        port = ntohs(in6->sin6_port);
-        if (with_port) {
-            snprintf(buf, size, "[%s]:%u", ip, port);
-        } else {
-            snprintf(buf, size, "%s", ip);
-        }
-    }
-    return buf;
-}
-
-
-static bool
-conf_addr_equal(const struct sockaddr_storage *a,
-                const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family) {
-        return false;
-    }
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_addr.s_addr == y->sin_addr.s_addr &&
-               x->sin_port == y->sin_port;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0 &&
-           x->sin6_port == y->sin6_port;
-}
-
-
-static void
-conf_set_port(struct sockaddr_storage *ss, uint16_t port)
-{
-    if (ss->ss_family == AF_INET) {
-        ((struct sockaddr_in *)ss)->sin_port = htons(port);
-    } else {
-        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-    }
 }
 
 
@@ -254,103 +182,6 @@ conf_parse_key(cnd_conf_t *cf, cnd_server_t *srv, const cnd_token_t *key,
 }
 
 
-/* ---- properties ------------------------------------------------------- */
-
-int
-cnd_prop_flag(cnd_conf_t *cf, cnd_disp_t *d, void *field)
-{
-    (void)cf;
-    if (cnd_disp_next_arg(d)) {
-        return cnd_disp_arg_err(d);
-    }
-    *(bool *)field = true;
-    return 0;
-}
-
-
-int
-cnd_prop_duration(cnd_conf_t *cf, cnd_disp_t *d, void *field)
-{
-    (void)cf;
-    const char *name = cnd_disp_val(d);
-    if (!cnd_disp_next_arg(d)) {
-        return cnd_disp_arg_err(d);
-    }
-    int64_t ns;
-    if (cnd_duration_parse(cnd_disp_val(d), &ns) != 0 || ns <= 0) {
-        return cnd_disp_err(d,
-                            "%s: invalid duration '%s' (a positive Go "
-                            "duration such as 5s or 1m30s)",
-                            name, cnd_disp_val(d));
-    }
-    if (cnd_disp_next_arg(d)) {
-        return cnd_disp_arg_err(d);
-    }
-    *(int64_t *)field = ns;
-    return 0;
-}
-
-
-int
-cnd_prop_uint(cnd_conf_t *cf, cnd_disp_t *d, void *field)
-{
-    (void)cf;
-    const char *name = cnd_disp_val(d);
-    if (!cnd_disp_next_arg(d)) {
-        return cnd_disp_arg_err(d);
-    }
-    const char *v = cnd_disp_val(d);
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 || n > UINT_MAX) {
-        return cnd_disp_err(d, "%s: invalid number '%s'", name, v);
-    }
-    if (cnd_disp_next_arg(d)) {
-        return cnd_disp_arg_err(d);
-    }
-    *(unsigned *)field = (unsigned)n;
-    return 0;
-}
-
-
-long
-cnd_conf_args(cnd_conf_t *cf, cnd_disp_t *d, const char ***out)
-{
-    long save = d->cursor;
-    size_t n = cnd_disp_args(d, NULL, 0);
-    d->cursor = save;
-    *out = cnd_arena_alloc(&cf->arena, (n + 1) * sizeof(**out));
-    if (*out == NULL) {
-        return -1;
-    }
-    cnd_disp_args(d, *out, n);
-    (*out)[n] = NULL;
-    return (long)n;
-}
-
-
-int
-cnd_props_block(cnd_conf_t *cf, cnd_disp_t *d, const cnd_prop_t *props,
-                void *conf)
-{
-    while (cnd_disp_next_block(d)) {
-        const char *name = cnd_disp_val(d);
-        const cnd_prop_t *p = props;
-        while (p != NULL && p->name != NULL && strcmp(p->name, name) != 0) {
-            p++;
-        }
-        if (p == NULL || p->name == NULL) {
-            return cnd_disp_err(d, "unknown property '%s'", name);
-        }
-        if (p->set(cf, d, (uint8_t *)conf + p->offset) != 0) {
-            return -1;
-        }
-    }
-    return 0;
-}
-
-
 /* ---- plugins ---------------------------------------------------------- */
 
 const cnd_plugin_entry_t *
@@ -379,12 +210,95 @@ cnd_conf_server(cnd_conf_t *cf)
 }
 
 
+/* ---- accessors for plugins (core/plugin.h) ----------------------------- */
+
+cnd_arena_t *
+cnd_conf_arena(cnd_conf_t *cf)
+{
+    return &cf->arena;
+}
+
+
+const char *
+cnd_conf_file(const cnd_conf_t *cf)
+{
+    return cf->file;
+}
+
+
+const cnd_corefile_t *
+cnd_conf_corefile(const cnd_conf_t *cf)
+{
+    return &cf->cf;
+}
+
+
+cnd_inst_t *const *
+cnd_conf_insts(const cnd_conf_t *cf, size_t *n)
+{
+    *n = cf->ninsts;
+    return cf->insts;
+}
+
+
+cnd_tcp_opts_t *
+cnd_server_tcp(cnd_server_t *srv)
+{
+    return &srv->tcp;
+}
+
+
+cnd_conf_t *
+cnd_server_snapshot(const cnd_server_t *srv)
+{
+    return srv->conf;
+}
+
+
+const cnd_zone_t *
+cnd_server_zones(const cnd_server_t *srv, size_t *n)
+{
+    *n = srv != NULL ? srv->nzones : 0;
+    return srv != NULL ? srv->zones : NULL;
+}
+
+
+const struct sockaddr_storage *
+cnd_server_binds(const cnd_server_t *srv, size_t *n)
+{
+    *n = srv->nbinds;
+    return srv->binds;
+}
+
+
+const char *
+cnd_server_label(const cnd_server_t *srv, size_t i, char *buf, size_t size)
+{
+    uint16_t port = srv->nzones > 0 ? srv->zones[0].port : 53;
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (i < srv->nbinds) {
+        cnd_addr_str(&srv->binds[i], ip, sizeof(ip), false);
+    }
+    bool v6 = i < srv->nbinds && srv->binds[i].ss_family == AF_INET6;
+    snprintf(buf, size, v6 ? "dns://[%s]:%u" : "dns://%s:%u", ip, port);
+    return buf;
+}
+
+
+const cnd_inst_t *
+cnd_server_chain(const cnd_server_t *srv, size_t *n)
+{
+    *n = srv->nchain;
+    return srv->chain;
+}
+
+
 int
 cnd_conf_add_bind(cnd_conf_t *cf, const struct sockaddr_storage *ss)
 {
     cnd_server_t *srv = cf->cur;
     for (size_t i = 0; i < srv->nbinds; i++) {
-        if (conf_addr_equal(&srv->binds[i], ss)) {
+        if (cnd_addr_equal(&srv->binds[i], ss)) {
             return 0;
         }
     }
@@ -635,7 +549,7 @@ conf_build_listens(cnd_conf_t *cf)
                     for (size_t i = 0; i < sa->nbinds && !overlap; i++) {
                         for (size_t j = 0; j < sb->nbinds && !overlap; j++) {
                             overlap =
-                                conf_addr_equal(&sa->binds[i], &sb->binds[j]);
+                                cnd_addr_equal(&sa->binds[i], &sb->binds[j]);
                         }
                     }
                     if (overlap) {
@@ -663,10 +577,10 @@ conf_build_listens(cnd_conf_t *cf)
             for (size_t b = 0; b < nb; b++) {
                 struct sockaddr_storage addr =
                     srv->nbinds != 0 ? srv->binds[b] : any;
-                conf_set_port(&addr, zone->port);
+                cnd_addr_set_port(&addr, zone->port);
                 cnd_listen_t *l = NULL;
                 for (size_t i = 0; i < cf->nlistens; i++) {
-                    if (conf_addr_equal(&cf->listens[i].addr, &addr)) {
+                    if (cnd_addr_equal(&cf->listens[i].addr, &addr)) {
                         l = &cf->listens[i];
                     }
                 }

@@ -25,6 +25,7 @@
 
 #include "core/plugin.h"
 #include "corefile/corefile.h"
+#include "util/addr.h"
 #include "util/arena.h"
 
 /* Process settings from the command line: the same for every snapshot. */
@@ -36,23 +37,6 @@ typedef struct cnd_opts_s {
     bool quiet;             /* -quiet                             */
     const char *ctl_path;   /* -ctl: control socket, NULL default */
 } cnd_opts_t;
-
-/* One zone of a server block: a key of the block, normalised. */
-struct cnd_zone_s {
-    const char *name; /* "example.org." (lowercase, FQDN)  */
-    const knot_dname_t *dname;
-    uint16_t port;
-    cnd_server_t *srv;
-    const char *key; /* the key as written                */
-};
-
-/* TCP behaviour of a server block (the timeouts plugin sets it). */
-typedef struct cnd_tcp_opts_s {
-    int64_t read_ns;     /* a started message must arrive within  */
-    int64_t write_ns;    /* an answer must be written within      */
-    int64_t idle_ns;     /* an idle connection is closed after    */
-    int64_t max_queries; /* per connection, -1 = no limit          */
-} cnd_tcp_opts_t;
 
 /* One server block.  Keys share the one chain. */
 struct cnd_server_s {
@@ -92,7 +76,6 @@ typedef struct cnd_listen_s {
 } cnd_listen_t;
 
 /* A periodic job of a snapshot, on the main thread (cnd_conf_every). */
-typedef void (*cnd_tick_fn)(void *arg);
 typedef struct cnd_ticker_s cnd_ticker_t;
 struct cnd_ticker_s {
     uv_timer_t timer;
@@ -132,14 +115,6 @@ struct cnd_conf_s {
 extern const char cnd_default_corefile[];
 #define CND_BUILTIN_FILE "<built-in default>"
 
-/* The text of Corefile @path (malloc'd, NUL-terminated, length in @len),
- * or of the built-in one for CND_BUILTIN_FILE; NULL with errno set. */
-char *cnd_conf_read(const char *path, size_t *len);
-
-/* Is @name a CoreDNS directive (built or not)?  For parsing a Corefile
- * as the loader does. */
-bool cnd_conf_directive_known(const char *name);
-
 /* Build a snapshot from @len bytes of @text read from @file.  Returns it
  * with one reference, or NULL with the reason in @err: CoreDNS's message
  * with FILE:LINE and "plugin/NAME: " when a plugin refused it.  Main
@@ -153,54 +128,15 @@ cnd_conf_t *cnd_conf_load(const cnd_opts_t *opts, const char *file,
 void cnd_conf_ref(cnd_conf_t *cf);
 void cnd_conf_unref(cnd_conf_t *cf);
 
-/* For init() hooks: report @fmt as "plugin/NAME: FILE:LINE - Error during
- * parsing: ..." for instance @self.  Returns -1. */
-int cnd_conf_err(cnd_conf_t *cf, const cnd_inst_t *self, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Run @fn(@arg) every @interval_ns on the main thread while this snapshot
- * serves: for work that may block, such as re-reading a file.  Called from
- * init(); the job stops before fini().  Returns 0 or -ENOMEM. */
-int cnd_conf_every(cnd_conf_t *cf, int64_t interval_ns, cnd_tick_fn fn,
-                   void *arg);
-
-/* Stop the job of @fn and @arg for good (it is done: a one-off check).
- * From the job itself or any main-thread code while the snapshot
- * serves. */
-void cnd_conf_every_stop(cnd_conf_t *cf, cnd_tick_fn fn, void *arg);
-
-/* For parse() and init() hooks: on SIGTERM, keep serving DNS for @ns
- * before stopping (the health plugin's lameduck).  The longest asked
- * wins. */
-void cnd_conf_lameduck(cnd_conf_t *cf, int64_t ns);
-
 /* Start / stop the snapshot's jobs on @loop (the server, main thread).
  * Stopping closes the timers: run the loop once more before the snapshot
  * may be freed, so the close callbacks have run. */
 void cnd_conf_tickers_start(cnd_conf_t *cf, uv_loop_t *loop);
 void cnd_conf_tickers_stop(cnd_conf_t *cf);
 
-/* For parse() hooks: every remaining argument of the dispenser's line (up
- * to a "{"), in a NULL-terminated array in the config arena.  Returns
- * their number, or -1 when out of memory. */
-long cnd_conf_args(cnd_conf_t *cf, cnd_disp_t *d, const char ***out);
-
-/* For parse() hooks: the server block being parsed. */
-cnd_server_t *cnd_conf_server(cnd_conf_t *cf);
-
-/* Add a listen address to the block being parsed (the bind plugin). */
-int cnd_conf_add_bind(cnd_conf_t *cf, const struct sockaddr_storage *ss);
-
 /* The zone of @srv's listeners that @qname falls in (longest match), or
  * NULL: for plugins that need "the zone" of a query. */
 const cnd_zone_t *cnd_listen_route(const cnd_listen_t *l,
                                    const knot_dname_t *qname, uint16_t qtype);
-
-/* Is @ss the wildcard address (0.0.0.0 or ::)? */
-bool cnd_addr_is_any(const struct sockaddr_storage *ss);
-
-/* Format @ss as "1.2.3.4:53" or "[::1]:53" (port 0: no port). */
-const char *cnd_addr_str(const struct sockaddr_storage *ss, char *buf,
-                         size_t size, bool with_port);
 
 #endif

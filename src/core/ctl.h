@@ -19,37 +19,6 @@
 
 #include "core/plugin.h"
 
-/* One command being answered. */
-typedef struct cnd_ctl_s cnd_ctl_t;
-
-/* A plugin's command.  A table ends with a row whose name is NULL. */
-struct cnd_ctl_cmd_s {
-    const char *name; /* "upstreams"                          */
-    const char *args; /* for help: "[NAME]", or ""            */
-    const char *help; /* one line                             */
-    /* Main thread: write the reply with cnd_ctl_printf(); return 0, or
-     * cnd_ctl_error()'s -1.  @argv[0] is the command. */
-    int (*run)(cnd_ctl_t *ctl, cnd_inst_t *self, int argc, char **argv);
-};
-
-/* Append to the reply. */
-void cnd_ctl_printf(cnd_ctl_t *ctl, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Fail the command with a reason (the client prints "error: ..." and
- * exits 1).  Returns -1. */
-int cnd_ctl_error(cnd_ctl_t *ctl, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-/* Run @fn(@w, @arg) on every worker's thread in turn, waiting for each:
- * to read what only a worker may touch.  Main thread, from a command. */
-void cnd_ctl_workers(cnd_ctl_t *ctl, void (*fn)(cnd_worker_t *w, void *arg),
-                     void *arg);
-
-/* The worker data of instance @self on worker @w (its view of the
- * snapshot @self belongs to), or NULL.  On @w's thread. */
-void *cnd_worker_pdata(cnd_worker_t *w, const cnd_inst_t *self);
-
 /* The default socket of a server whose first listen port is @port:
  * $CANDOR_CTL_DIR/candor-PORT.ctl when that is set, else
  * /run/candor-PORT.ctl for root, else $XDG_RUNTIME_DIR/candor-PORT.ctl,
@@ -69,7 +38,7 @@ int cnd_ctl_resolve(const char *hint, uint16_t port, char *buf, size_t size,
  * @port, the first listen port; "" or "off": none) and, if @announce (not
  * -quiet), log where.  A path held by a live server, or that cannot be
  * made, is logged as a warning and the server runs without a control
- * socket.  Returns 0, or -1 when out of memory. */
+ * socket: that is never an error.  Returns 0. */
 int cnd_ctl_start(uv_loop_t *loop, const char *path, uint16_t port,
                   bool announce);
 void cnd_ctl_stop(void);

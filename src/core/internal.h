@@ -20,7 +20,6 @@
 #include "core/metrics.h"
 #include "core/plugin.h"
 #include "core/req.h"
-#include "core/worker.h"
 
 /* Datagrams read per recvmmsg() and answers sent per sendmmsg(). */
 #define CND_UDP_BATCH 32
@@ -283,8 +282,5 @@ cnd_worker_t *cnd__server_workers(unsigned *n);
 
 /* A handle of @wl has closed; frees it after the last (worker.c). */
 void cnd__wlisten_closed(cnd_wlisten_t *wl);
-
-/* Unmap an IPv4-mapped IPv6 address in place. */
-void cnd__addr_unmap(struct sockaddr_storage *ss);
 
 #endif

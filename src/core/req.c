@@ -105,35 +105,13 @@ req_add_record(cnd_req_t *r, const char *plugin, uint16_t rcode, uint16_t ede,
 
 
 cnd_rc_t
-cnd_req_fail(cnd_req_t *r, uint16_t rcode, uint16_t ede, const char *fmt, ...)
+cnd_req_fail_by(cnd_req_t *r, const char *plugin, const char *upstream,
+                uint16_t rcode, uint16_t ede, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    req_add_record(r, req_layer(r), rcode, ede, false, NULL, fmt, ap);
-    va_end(ap);
-    return CND_FAIL;
-}
-
-
-cnd_rc_t
-cnd_req_fail_at(cnd_req_t *r, const char *upstream, uint16_t rcode,
-                uint16_t ede, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    req_add_record(r, req_layer(r), rcode, ede, false, upstream, fmt, ap);
-    va_end(ap);
-    return CND_FAIL;
-}
-
-
-cnd_rc_t
-cnd_req_fail_as(cnd_req_t *r, const char *plugin, uint16_t rcode, uint16_t ede,
-                const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    req_add_record(r, plugin, rcode, ede, false, NULL, fmt, ap);
+    req_add_record(r, plugin != NULL ? plugin : req_layer(r), rcode, ede, false,
+                   upstream, fmt, ap);
     va_end(ap);
     return CND_FAIL;
 }
@@ -615,7 +593,7 @@ req_walk(cnd_req_t *r)
     }
     /* Ran off the end of the chain: CoreDNS's "no next plugin found". */
     const char *last = srv->chain[srv->nchain - 1].plugin->name;
-    cnd_req_fail_as(r, last, KNOT_RCODE_SERVFAIL, CND_EDE_OTHER,
+    cnd_req_fail_by(r, last, NULL, KNOT_RCODE_SERVFAIL, CND_EDE_OTHER,
                     "no next plugin found");
     req_finish(r);
 }
@@ -875,7 +853,7 @@ req_finish(cnd_req_t *r)
         /* A plugin's answer that does not parse as a message: say so
          * rather than send it. */
         const char *by = r->answered_by != NULL ? r->answered_by : "server";
-        cnd_req_fail_as(r, "server", KNOT_RCODE_SERVFAIL, CND_EDE_OTHER,
+        cnd_req_fail_by(r, "server", NULL, KNOT_RCODE_SERVFAIL, CND_EDE_OTHER,
                         "malformed answer from %s", by);
         req_bare_reply(r, KNOT_RCODE_SERVFAIL);
         if (r->resp == NULL || req_finalize(r, cnd_req_failure(r)) != 0) {

@@ -166,24 +166,19 @@ struct cnd_req_s {
  * The failure record.
  */
 
-/* Record a failure: @rcode for the client, RFC 8914 @ede (CND_EDE_NONE for
- * none) and a printf text naming the cause; the layer is the plugin being
- * run (or "server").  Returns CND_FAIL so a hook can end with
- * "return cnd_req_fail(...)".  Worker thread. */
-cnd_rc_t cnd_req_fail(cnd_req_t *r, uint16_t rcode, uint16_t ede,
-                      const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* Record a failure: the layer that failed (@plugin, NULL for the plugin
+ * being run, or "server" for the core), the upstream it concerns (@upstream,
+ * for metrics by upstream, or NULL; it must outlive the request), @rcode
+ * for the client, RFC 8914 @ede (CND_EDE_NONE for none) and a printf text
+ * naming the cause.  Returns CND_FAIL so a hook can end with
+ * "return cnd_req_fail_by(...)".  Worker thread. */
+cnd_rc_t cnd_req_fail_by(cnd_req_t *r, const char *plugin, const char *upstream,
+                         uint16_t rcode, uint16_t ede, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
-/* As cnd_req_fail(), naming the upstream the failure concerns (for
- * metrics by upstream).  @upstream must outlive the request. */
-cnd_rc_t cnd_req_fail_at(cnd_req_t *r, const char *upstream, uint16_t rcode,
-                         uint16_t ede, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-/* As cnd_req_fail() with the layer named by @plugin. */
-cnd_rc_t cnd_req_fail_as(cnd_req_t *r, const char *plugin, uint16_t rcode,
-                         uint16_t ede, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+/* The common case: the running plugin failed, no upstream named. */
+#define cnd_req_fail(r, rcode, ede, ...)                                       \
+    cnd_req_fail_by((r), NULL, NULL, (rcode), (ede), __VA_ARGS__)
 
 /* Record an informational EDE that goes out with any answer (Stale
  * Answer, Cached Error).  Returns 0 or -ENOMEM. */
@@ -264,7 +259,8 @@ int cnd_req_spawn(cnd_worker_t *w, const cnd_inst_t *from,
 /* A one-shot timer for the plugin that parked @r: @cb(@r, @arg) runs on
  * r's worker after @ms, unless stopped first or the request ends.  One
  * per request at a time (starting again re-arms it); no handle to manage:
- * it lives in the pooled request.  Returns 0. */
+ * it lives in the pooled request.  Returns 0 or a negative errno
+ * (libuv's). */
 int cnd_req_timer_start(cnd_req_t *r, uint64_t ms, cnd_req_timer_cb cb,
                         void *arg);
 void cnd_req_timer_stop(cnd_req_t *r);

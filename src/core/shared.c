@@ -33,41 +33,54 @@ cnd_ref_put(cnd_ref_t *obj)
 
 
 int
-cnd_shared_init(cnd_shared_t *s, cnd_ref_t *obj)
+cnd_shared_publish(cnd_shared_t *s, cnd_ref_t *obj)
 {
-    if (uv_mutex_init(&s->lock) != 0) {
-        return -1;
+    if (!atomic_load_explicit(&s->on, memory_order_relaxed)) {
+        if (uv_mutex_init(&s->lock) != 0) {
+            cnd_ref_put(obj);
+            return -1;
+        }
+        s->cur = obj;
+        atomic_init(&s->gen, 1);
+        atomic_store_explicit(&s->on, true, memory_order_release);
+        return 0;
     }
-    s->cur = obj;
-    atomic_init(&s->gen, 1);
-    return 0;
-}
-
-
-void
-cnd_shared_deinit(cnd_shared_t *s)
-{
-    cnd_ref_put(s->cur);
-    s->cur = NULL;
-    uv_mutex_destroy(&s->lock);
-}
-
-
-void
-cnd_shared_set(cnd_shared_t *s, cnd_ref_t *obj)
-{
     uv_mutex_lock(&s->lock);
     cnd_ref_t *old = s->cur;
     s->cur = obj;
     atomic_fetch_add_explicit(&s->gen, 1, memory_order_release);
     uv_mutex_unlock(&s->lock);
     cnd_ref_put(old);
+    return 0;
+}
+
+
+cnd_ref_t *
+cnd_shared_current(cnd_shared_t *s)
+{
+    return atomic_load_explicit(&s->on, memory_order_relaxed) ? s->cur : NULL;
+}
+
+
+void
+cnd_shared_deinit(cnd_shared_t *s)
+{
+    if (!atomic_load_explicit(&s->on, memory_order_relaxed)) {
+        return;
+    }
+    cnd_ref_put(s->cur);
+    s->cur = NULL;
+    uv_mutex_destroy(&s->lock);
+    atomic_store_explicit(&s->on, false, memory_order_relaxed);
 }
 
 
 cnd_ref_t *
 cnd_shared_get(cnd_shared_t *s, cnd_shared_view_t *v)
 {
+    if (!atomic_load_explicit(&s->on, memory_order_acquire)) {
+        return NULL;
+    }
     unsigned gen = atomic_load_explicit(&s->gen, memory_order_acquire);
     if (v->obj != NULL && v->gen == gen) {
         return v->obj;

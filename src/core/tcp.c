@@ -384,8 +384,8 @@ tcp_accept_cb(uv_stream_t *server, int status)
     uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->remote, &len);
     len = sizeof(c->local);
     uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&c->local, &len);
-    cnd__addr_unmap(&c->remote);
-    cnd__addr_unmap(&c->local);
+    cnd_addr_unmap(&c->remote);
+    cnd_addr_unmap(&c->local);
     uv_tcp_nodelay(&c->tcp, 1);
     tcp_update(c);
 }

@@ -38,23 +38,6 @@
 #define UDP_WAIT_NS  1000000
 
 
-void
-cnd__addr_unmap(struct sockaddr_storage *ss)
-{
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-        return;
-    }
-    struct sockaddr_in in;
-    memset(&in, 0, sizeof(in));
-    in.sin_family = AF_INET;
-    in.sin_port = in6->sin6_port;
-    memcpy(&in.sin_addr, &in6->sin6_addr.s6_addr[12], 4);
-    memset(ss, 0, sizeof(*ss));
-    memcpy(ss, &in, sizeof(in));
-}
-
-
 /* Map an IPv4 address for a dual-stack IPv6 socket. */
 static socklen_t
 udp_addr_for(const cnd_udp_t *u, const struct sockaddr_storage *in,
@@ -102,7 +85,7 @@ udp_local(const cnd_udp_t *u, struct msghdr *m, struct sockaddr_storage *local)
             memcpy(&pi, CMSG_DATA(c), sizeof(pi));
             struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)local;
             in6->sin6_addr = pi.ipi6_addr;
-            cnd__addr_unmap(local);
+            cnd_addr_unmap(local);
             return;
         }
     }
@@ -149,7 +132,7 @@ udp_read(cnd_udp_t *u, int flags)
         /* Addresses used in place: admission copies them. */
         struct sockaddr_storage *remote = &w->rx_addr[i];
         const struct sockaddr_storage *local = &u->listen->addr;
-        cnd__addr_unmap(remote);
+        cnd_addr_unmap(remote);
         if (u->wildcard) {
             udp_local(u, m, &w->rx_local[i]);
             local = &w->rx_local[i];

@@ -29,6 +29,10 @@ typedef struct cnd_token_s {
     int line;         /* line where the token starts                    */
 } cnd_token_t;
 
+/* Are tokens @i and @i+1 of @v on the same line of the same file (a
+ * quoted token may span lines)?  For the parser and the dispenser. */
+bool cnd_token_same_line(const cnd_token_t *v, size_t i);
+
 /* All tokens of one directive in one server block: every line that used
  * it, concatenated in Corefile order (as CoreDNS's ServerBlock.Tokens). */
 typedef struct cnd_cf_dir_s {

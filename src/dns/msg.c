@@ -38,25 +38,13 @@ wr16(uint8_t *p, uint16_t v)
 long
 cnd_wire_skip_name(const uint8_t *wire, size_t len, size_t pos)
 {
-    size_t total = 0;
-    while (pos < len) {
-        uint8_t l = wire[pos];
-        if (l == 0) {
-            return (long)pos + 1;
-        }
-        if ((l & 0xc0) == 0xc0) {
-            return pos + 2 <= len ? (long)pos + 2 : -1;
-        }
-        if ((l & 0xc0) != 0) {
-            return -1; /* reserved label types */
-        }
-        total += (size_t)l + 1;
-        if (total > KNOT_DNAME_MAXLEN) {
-            return -1;
-        }
-        pos += (size_t)l + 1;
+    /* libknot's check: labels, the 255-octet limit (the root's octet
+     * included), pointers only backwards, each target checked too. */
+    if (pos >= len) {
+        return -1;
     }
-    return -1;
+    int n = knot_dname_wire_check(wire + pos, wire + len, wire);
+    return n > 0 ? (long)(pos + (size_t)n) : -1;
 }
 
 

@@ -40,8 +40,10 @@ typedef struct cnd_finalize_s {
     size_t nede;
 } cnd_finalize_t;
 
-/* Skip the (possibly compressed) name at @pos of @wire.  Returns the
- * offset after it, or -1 when it runs past @len or is malformed. */
+/* Skip the (possibly compressed) name at @pos of @wire, checked by
+ * knot_dname_wire_check(): at most 255 octets, compression pointers only
+ * backwards.  Returns the offset after it, or -1 when it runs past @len or
+ * is malformed. */
 long cnd_wire_skip_name(const uint8_t *wire, size_t len, size_t pos);
 
 /* One resource record of a message, as offsets into its wire. */

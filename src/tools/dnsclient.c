@@ -26,6 +26,7 @@
 
 #include "dns/ede.h"
 #include "dns/msg.h"
+#include "util/resolvconf.h"
 
 #define DNSC_HDR 12
 
@@ -656,26 +657,25 @@ cnd_dnsc_addr(const char *ip, uint16_t port, struct sockaddr_storage *ss,
 }
 
 
+/* The first nameserver (cnd_resolv_conf_read's callback). */
+typedef struct {
+    char *buf;
+    size_t size;
+} dnsc_first_t;
+
+
+static int
+dnsc_first_ns(void *ud, const char *addr)
+{
+    dnsc_first_t *x = ud;
+    return snprintf(x->buf, x->size, "%s", addr) < (int)x->size ? 1 : -ENOSPC;
+}
+
+
 int
 cnd_dnsc_resolv_conf(const char *path, char *buf, size_t size)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return -errno;
-    }
-    char line[512];
-    int rc = -ENOENT;
-    while (rc == -ENOENT && fgets(line, sizeof(line), f) != NULL) {
-        char *save = NULL;
-        const char *key = strtok_r(line, " \t\r\n", &save);
-        if (key == NULL || strcmp(key, "nameserver") != 0) {
-            continue;
-        }
-        const char *addr = strtok_r(NULL, " \t\r\n", &save);
-        if (addr != NULL) {
-            rc = snprintf(buf, size, "%s", addr) < (int)size ? 0 : -ENOSPC;
-        }
-    }
-    fclose(f);
-    return rc;
+    dnsc_first_t x = {buf, size};
+    int rc = cnd_resolv_conf_read(path, dnsc_first_ns, &x);
+    return rc == 1 ? 0 : rc == 0 ? -ENOENT : rc;
 }

@@ -37,8 +37,6 @@
 #include "core/ctl.h"
 #include "dns/ede.h"
 #include "dns/msg.h"
-#include "plugins/forward/forward.h"
-#include "plugins/hosts/hosts.h"
 #include "tools/dnsclient.h"
 #include "util/log.h"
 
@@ -115,6 +113,8 @@ typedef struct {
     char ctl_why[512];       /* why none was found, or ""          */
     char *stats, *upstreams; /* ctl replies */
     char internal[KNOT_DNAME_TXT_MAXLEN + 1];
+    /* The first /health, /ready and /metrics addresses (facts), or NULL */
+    const char *http_health, *http_ready, *http_metrics;
     doc_target_t t[DOC_MAX_TARGETS];
     size_t nt;
     doc_ans_t name[DOC_MAX_NAMES], internal_ans, external;
@@ -325,21 +325,10 @@ static int
 doc_http(const char *addr, const char *path)
 {
     char host[80];
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL) {
-        return -1;
-    }
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-    if (host[0] == '[') {
-        memmove(host, host + 1, strlen(host));
-        host[strcspn(host, "]")] = '\0';
-    }
-    if (host[0] == '\0' || strcmp(host, "localhost") == 0) {
-        snprintf(host, sizeof(host), "127.0.0.1");
-    }
     struct sockaddr_storage ss;
     socklen_t len;
-    if (cnd_dnsc_addr(host, (uint16_t)atoi(colon + 1), &ss, &len) != 0) {
+    if (cnd_addr_parse(addr, 0, CND_ADDR_NEED_PORT | CND_ADDR_DIAL, &ss, &len,
+                       host, sizeof(host)) != CND_ADDR_OK) {
         return -1;
     }
     int fd =
@@ -457,54 +446,33 @@ doc_load_conf(doc_t *d)
 static int
 doc_server(doc_t *d)
 {
-    char host[80] = "127.0.0.1";
-    uint16_t port = 53;
     if (d->server_arg != NULL) {
-        const char *a = d->server_arg;
-        const char *colon = strrchr(a, ':');
-        if (a[0] == '[') {
-            const char *end = strchr(a, ']');
-            snprintf(host, sizeof(host), "%.*s",
-                     end != NULL ? (int)(end - a - 1) : 0, a + 1);
-            colon = end != NULL && end[1] == ':' ? end + 1 : NULL;
-        } else if (colon != NULL && strchr(a, ':') == colon) {
-            snprintf(host, sizeof(host), "%.*s", (int)(colon - a), a);
-        } else {
-            snprintf(host, sizeof(host), "%s", a);
-            colon = NULL;
-        }
-        if (colon != NULL) {
-            port = (uint16_t)atoi(colon + 1);
+        if (cnd_addr_parse(d->server_arg, 53, 0, &d->server, &d->server_len,
+                           NULL, 0) != CND_ADDR_OK) {
+            fprintf(stderr,
+                    "candor doctor: -server %s: not an IP address (give "
+                    "ADDR[:PORT], e.g. 10.96.0.10 or [::1]:53)\n",
+                    d->server_arg);
+            return -1;
         }
     } else if (d->cf->nlistens > 0) {
-        const cnd_listen_t *l = &d->cf->listens[0];
-        port = ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
-        if (!cnd_addr_is_any(&l->addr)) {
-            cnd_addr_str(&l->addr, host, sizeof(host), false);
-        } else if (l->addr.ss_family == AF_INET6) {
-            snprintf(host, sizeof(host), "::1");
+        /* The first block's first listen address; a wildcard is reached
+         * on the loopback of its family. */
+        d->server = d->cf->listens[0].addr;
+        if (cnd_addr_is_any(&d->server)) {
+            struct sockaddr_storage lo;
+            socklen_t lolen;
+            cnd_addr_parse(d->server.ss_family == AF_INET6 ? "::1"
+                                                           : "127.0.0.1",
+                           cnd_addr_port(&d->server), 0, &lo, &lolen, NULL, 0);
+            d->server = lo;
         }
-    }
-    if (cnd_dnsc_addr(host, port, &d->server, &d->server_len) != 0) {
-        fprintf(stderr,
-                "candor doctor: -server %s: not an IP address (give "
-                "ADDR[:PORT], e.g. 10.96.0.10 or [::1]:53)\n",
-                d->server_arg);
-        return -1;
+        d->server_len = cnd_addr_len(&d->server);
+    } else {
+        cnd_addr_parse("127.0.0.1", 53, 0, &d->server, &d->server_len, NULL, 0);
     }
     cnd_addr_str(&d->server, d->server_name, sizeof(d->server_name), true);
     return 0;
-}
-
-
-static bool
-doc_is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET) {
-        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >>
-                24) == 127;
-    }
-    return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
 
@@ -512,19 +480,13 @@ doc_is_loopback(const struct sockaddr_storage *ss)
 static bool
 doc_is_self(const doc_t *d, const struct sockaddr_storage *ss)
 {
-    uint16_t port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
     for (size_t i = 0; i < d->cf->nlistens; i++) {
-        const cnd_listen_t *l = &d->cf->listens[i];
-        uint16_t lp = ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
-        char a[64], b[64];
-        if (lp != port) {
+        const struct sockaddr_storage *l = &d->cf->listens[i].addr;
+        if (cnd_addr_port(l) != cnd_addr_port(ss)) {
             continue;
         }
-        if (cnd_addr_is_any(&l->addr) && doc_is_loopback(ss)) {
-            return true;
-        }
-        if (strcmp(cnd_addr_str(&l->addr, a, sizeof(a), false),
-                   cnd_addr_str(ss, b, sizeof(b), false)) == 0) {
+        if (cnd_addr_same_ip(l, ss) ||
+            (cnd_addr_is_any(l) && cnd_addr_is_loopback(ss))) {
             return true;
         }
     }
@@ -532,60 +494,79 @@ doc_is_self(const doc_t *d, const struct sockaddr_storage *ss)
 }
 
 
-/* Every forward target, once, and an internal name to ask. */
+/* What doctor learns of one instance through its facts() hook. */
+typedef struct {
+    doc_t *d;
+    const cnd_inst_t *in;
+} doc_facts_t;
+
+
 static void
-doc_targets(doc_t *d)
+doc_fact(void *ud, const cnd_fact_t *f)
 {
+    doc_facts_t *x = ud;
+    doc_t *d = x->d;
+    if (f->kind == CND_FACT_NAME) {
+        if (d->internal[0] == '\0') {
+            snprintf(d->internal, sizeof(d->internal), "%s", f->text);
+        }
+        return;
+    }
+    if (f->kind == CND_FACT_HTTP) {
+        const char **slot = strcmp(f->path, "/health") == 0  ? &d->http_health
+                            : strcmp(f->path, "/ready") == 0 ? &d->http_ready
+                            : strcmp(f->path, "/metrics") == 0
+                                ? &d->http_metrics
+                                : NULL;
+        if (slot != NULL && *slot == NULL) {
+            *slot = f->text;
+        }
+        return;
+    }
+    if (f->kind != CND_FACT_UPSTREAM || f->tls || d->nt >= DOC_MAX_TARGETS) {
+        return; /* DoT targets: not asked directly (yet) */
+    }
+    for (size_t k = 0; k < d->nt; k++) {
+        if (strcmp(d->t[k].name, f->text) == 0) {
+            return;
+        }
+    }
+    doc_target_t *t = &d->t[d->nt++];
+    snprintf(t->name, sizeof(t->name), "%s", f->text);
+    t->ss = *f->addr;
+    t->sslen = cnd_addr_len(f->addr);
+    t->file = f->file;
+    t->line =
+        cnd_arena_printf(&d->cf->arena, "%s %s (%s:%d)", x->in->plugin->name,
+                         f->zone ? f->zone : "", x->in->file, x->in->line);
+    t->loopback = cnd_addr_is_loopback(&t->ss);
+    t->self = doc_is_self(d, &t->ss);
+}
+
+
+/* Ask every instance's facts() hook: the forward targets (once each), an
+ * internal name, the HTTP endpoints. */
+static void
+doc_facts(doc_t *d)
+{
+    doc_facts_t x = {.d = d};
     for (size_t i = 0; i < d->cf->ninsts; i++) {
-        cnd_inst_t *in = d->cf->insts[i];
+        x.in = d->cf->insts[i];
+        if (x.in->plugin->facts != NULL) {
+            x.in->plugin->facts(x.in, doc_fact, &x);
+        }
+    }
+    /* A zone plugin without its own facts: a name at its apex. */
+    for (size_t i = 0; i < d->cf->ninsts && d->internal[0] == '\0'; i++) {
+        const cnd_inst_t *in = d->cf->insts[i];
         const char *name = in->plugin->name;
-        if (strcmp(name, "forward") == 0) {
-            fwd_conf_t *c = in->conf;
-            char *line = cnd_arena_printf(&d->cf->arena, "forward %s (%s:%d)",
-                                          c->from_text, c->file, c->line);
-            for (size_t u = 0; u < c->nups && d->nt < DOC_MAX_TARGETS; u++) {
-                bool seen = false;
-                for (size_t k = 0; k < d->nt; k++) {
-                    seen |= strcmp(d->t[k].name, c->ups[u].name) == 0;
-                }
-                if (seen || c->ups[u].tls) {
-                    continue; /* DoT targets: not asked directly (yet) */
-                }
-                doc_target_t *t = &d->t[d->nt++];
-                snprintf(t->name, sizeof(t->name), "%s", c->ups[u].name);
-                t->ss = c->ups[u].addr;
-                t->sslen = c->ups[u].addrlen;
-                t->file = c->ups[u].file;
-                t->line = line;
-                t->loopback = doc_is_loopback(&t->ss);
-                t->self = doc_is_self(d, &t->ss);
-            }
-        } else if (d->internal[0] == '\0' && strcmp(name, "hosts") == 0) {
-            /* An entry of the Corefile's own first, else of the file. */
-            const cnd_hosts_conf_t *hc = in->conf;
-            char ip[64];
-            if (hc->inline_text != NULL &&
-                sscanf(hc->inline_text, "%63s %253s", ip, d->internal) == 2 &&
-                d->internal[0] != '*') {
-                continue;
-            }
-            d->internal[0] = '\0';
-            const cnd_hosts_table_t *tb = cnd_hosts_current(in->conf);
-            for (size_t k = 0; tb != NULL && k < tb->nnames; k++) {
-                if (tb->names[k].name[0] != 1 || tb->names[k].name[1] != '*') {
-                    knot_dname_to_str(d->internal, tb->names[k].name,
-                                      sizeof(d->internal));
-                    break;
-                }
-            }
-        } else if (d->internal[0] == '\0' &&
-                   (strcmp(name, "file") == 0 ||
-                    strcmp(name, "kubernetes") == 0) &&
-                   in->srv->nzones > 0) {
+        size_t nzones;
+        const cnd_zone_t *zones = cnd_server_zones(in->srv, &nzones);
+        bool k8s = strcmp(name, "kubernetes") == 0;
+        if ((k8s || strcmp(name, "file") == 0) && in->plugin->facts == NULL &&
+            nzones > 0) {
             snprintf(d->internal, sizeof(d->internal), "%s%s",
-                     strcmp(name, "kubernetes") == 0 ? "kubernetes.default.svc."
-                                                     : "",
-                     in->srv->zones[0].name);
+                     k8s ? "kubernetes.default.svc." : "", zones[0].name);
         }
     }
 }
@@ -597,10 +578,11 @@ static void
 doc_find_ctl(doc_t *d)
 {
     uint16_t port = 0;
-    const char *colon =
-        d->server_arg != NULL ? strrchr(d->server_arg, ':') : NULL;
-    if (colon != NULL && (d->server_arg[0] != '[' || colon[-1] == ']')) {
-        port = (uint16_t)atoi(colon + 1);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (d->server_arg != NULL && cnd_addr_parse(d->server_arg, 0, 0, &ss, &len,
+                                                NULL, 0) == CND_ADDR_OK) {
+        port = cnd_addr_port(&ss);
     }
     if (cnd_ctl_resolve(d->ctl_path, port, d->ctl_buf, sizeof(d->ctl_buf),
                         d->ctl_why, sizeof(d->ctl_why)) == 0) {
@@ -775,19 +757,7 @@ doc_check_loops(doc_t *d)
 static void
 doc_check_server(doc_t *d)
 {
-    const char *health = NULL, *ready = NULL, *prom = NULL;
-    for (size_t i = 0; i < d->cf->ninsts; i++) {
-        cnd_inst_t *in = d->cf->insts[i];
-        const char *n = in->plugin->name;
-        /* Each of these keeps its address as the first field. */
-        if (strcmp(n, "health") == 0 && health == NULL) {
-            health = *(const char *const *)in->conf;
-        } else if (strcmp(n, "ready") == 0 && ready == NULL) {
-            ready = *(const char *const *)in->conf;
-        } else if (strcmp(n, "prometheus") == 0 && prom == NULL) {
-            prom = *(const char *const *)in->conf;
-        }
-    }
+    const char *health = d->http_health, *ready = d->http_ready;
     d->health = health != NULL ? doc_http(health, "/health") : 0;
     d->ready = ready != NULL ? doc_http(ready, "/ready") : 0;
     doc_check(d,
@@ -1310,7 +1280,7 @@ cnd_doctor_main(int argc, char **argv)
         }
         return 2;
     }
-    doc_targets(&d);
+    doc_facts(&d);
     doc_check_names(&d);
     doc_server_view(&d); /* after the names: what the server did with them */
     doc_check_targets(&d);

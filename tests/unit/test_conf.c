@@ -295,6 +295,112 @@ test_route(void **state)
 }
 
 
+/* Properties read from a table (cnd_props_block) with the core's setters,
+ * in CoreDNS's wording. */
+typedef struct {
+    bool flag;
+    int64_t dur;
+    unsigned n;
+    const char *str;
+    int custom;
+} props_conf_t;
+
+static int
+props_custom(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
+{
+    (void)cf;
+    ((props_conf_t *)conf)->custom = 1 + (int)cnd_disp_args(d, NULL, 0);
+    return 0;
+}
+
+static const cnd_prop_t props_table[] = {
+    {"flag", cnd_prop_flag, offsetof(props_conf_t, flag)},
+    {"dur", cnd_prop_duration, offsetof(props_conf_t, dur)},
+    {"n", cnd_prop_uint, offsetof(props_conf_t, n)},
+    {"str", cnd_prop_string, offsetof(props_conf_t, str)},
+    {"custom", props_custom, 0},
+    {NULL, NULL, 0},
+};
+
+static const cnd_prop_t props_strict[] = {
+    {"flag", cnd_prop_flag, offsetof(props_conf_t, flag)},
+    {NULL, cnd_prop_arg_err, 0},
+};
+
+/* Read "x { BODY }" with @table; returns the rc, the error in @err. */
+static int
+props_read(const char *body, const cnd_prop_t *table, props_conf_t *c,
+           char *err, size_t errlen)
+{
+    static cnd_arena_t a;
+    char text[256];
+    snprintf(text, sizeof(text), ". {\n x {\n%s\n }\n}\n", body);
+    cnd_arena_deinit(&a);
+    cnd_arena_init(&a, NULL, 0, 4096);
+    cnd_corefile_t cf;
+    assert_int_equal(cnd_corefile_parse(&a, "Corefile", text, strlen(text),
+                                        NULL, &cf, err, errlen),
+                     0);
+    const cnd_cf_dir_t *dir = &cf.blocks[0].dirs[0];
+    cnd_disp_t d;
+    cnd_disp_init(&d, dir->tokens, dir->ntokens, err, errlen);
+    assert_true(cnd_disp_next(&d));
+    memset(c, 0, sizeof(*c));
+    err[0] = '\0';
+    return cnd_props_block(NULL, &d, table, c);
+}
+
+static void
+test_props(void **state)
+{
+    (void)state;
+    props_conf_t c;
+    char err[512];
+    assert_int_equal(props_read("flag\ndur 1m30s\nn 42\nstr abc\ncustom a b",
+                                props_table, &c, err, sizeof(err)),
+                     0);
+    assert_true(c.flag);
+    assert_int_equal(c.dur, 90LL * 1000000000LL);
+    assert_int_equal(c.n, 42);
+    assert_string_equal(c.str, "abc");
+    assert_int_equal(c.custom, 3);
+
+    static const struct {
+        const char *body;
+        const cnd_prop_t *table;
+        const char *err;
+    } bad[] = {
+        {"flag yes", props_table,
+         "Corefile:3 - Error during parsing: Wrong argument count or "
+         "unexpected line ending after 'yes'"},
+        {"dur", props_table,
+         "Corefile:3 - Error during parsing: Wrong argument count or "
+         "unexpected line ending after 'dur'"},
+        {"dur 5x", props_table,
+         "Corefile:3 - Error during parsing: time: invalid duration \"5x\""},
+        {"dur -1s", props_table,
+         "Corefile:3 - Error during parsing: dur can't be negative: -1s"},
+        {"n x", props_table,
+         "Corefile:3 - Error during parsing: strconv.ParseUint: parsing "
+         "\"x\": invalid syntax"},
+        {"n -2", props_table,
+         "Corefile:3 - Error during parsing: n can't be negative: -2"},
+        {"n 4294967296", props_table,
+         "Corefile:3 - Error during parsing: n: 4294967296 is out of range"},
+        {"bogus 1", props_table,
+         "Corefile:3 - Error during parsing: unknown property 'bogus'"},
+        {"bogus", props_strict,
+         "Corefile:3 - Error during parsing: Wrong argument count or "
+         "unexpected line ending after 'bogus'"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(
+            props_read(bad[i].body, bad[i].table, &c, err, sizeof(err)), -1);
+        assert_string_equal(err, bad[i].err);
+    }
+}
+
+
 int
 main(void)
 {
@@ -302,6 +408,7 @@ main(void)
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_kubeadm),
         cmocka_unit_test(test_route),
+        cmocka_unit_test(test_props),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

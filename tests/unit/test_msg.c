@@ -190,10 +190,47 @@ test_finalize_rejects_garbage(void **state)
                             0, 0, 0,    0,    3, 'a', 'b'};
     cnd_finalize_t f = {.id = 1, .max_size = 512};
     assert_true(cnd_msg_finalize(junk, sizeof(junk), &f, out, sizeof(out)) < 0);
-    /* a pointer loop in an owner name is skipped, not followed */
+    /* a pointer loop in an owner name is malformed, as libknot says */
     const uint8_t loop[] = {0,    1,  0x81, 0x80, 0, 0, 0, 1, 0, 0, 0, 0,
                             0xc0, 12, 0,    1,    0, 1, 0, 0, 0, 0, 0, 0};
-    assert_true(cnd_msg_finalize(loop, sizeof(loop), &f, out, sizeof(out)) > 0);
+    assert_true(cnd_msg_finalize(loop, sizeof(loop), &f, out, sizeof(out)) < 0);
+    /* a backward pointer is followed and is fine */
+    const uint8_t back[] = {
+        0,    1,  0x81, 0x80, 0, 1, 0, 1, 0, 0,  0, 0, 1, 'a', 0, 0,
+        1,    0,  1, /* question a. A IN */
+        0xc0, 12, 0,    1,    0, 1, 0, 0, 0, 60, 0, 4, 1, 2,   3, 4};
+    assert_true(cnd_msg_finalize(back, sizeof(back), &f, out, sizeof(out)) > 0);
+}
+
+
+/* A name of 256 octets is one too long: 255 is the limit, the root's
+ * octet included (RFC 1035 3.1). */
+static void
+test_skip_name_limit(void **state)
+{
+    (void)state;
+    uint8_t wire[300];
+    size_t o = 0;
+    /* 3 labels of 63 and one of 61: 3 * 64 + 62 + 1 = 255 octets */
+    for (int i = 0; i < 3; i++) {
+        wire[o++] = 63;
+        memset(wire + o, 'a', 63);
+        o += 63;
+    }
+    wire[o++] = 61;
+    memset(wire + o, 'b', 61);
+    o += 61;
+    wire[o++] = 0;
+    assert_int_equal(o, 255);
+    assert_int_equal(cnd_wire_skip_name(wire, o, 0), 255);
+    /* one more octet in the last label: 256 */
+    o = 3 * 64;
+    wire[o++] = 62;
+    memset(wire + o, 'b', 62);
+    o += 62;
+    wire[o++] = 0;
+    assert_int_equal(o, 256);
+    assert_int_equal(cnd_wire_skip_name(wire, o, 0), -1);
 }
 
 
@@ -516,6 +553,7 @@ main(void)
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_check_reply),
         cmocka_unit_test(test_read_light),
+        cmocka_unit_test(test_skip_name_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,6 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#include "core/conf.h"
 #include "core/plugin.h"
 
 #define BIND_MAX 64
@@ -25,26 +24,11 @@ typedef struct {
 } bind_list_t;
 
 
-static bool
-bind_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family) {
-        return false;
-    }
-    if (a->ss_family == AF_INET) {
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-    }
-    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
-
 static void
 bind_push(bind_list_t *l, const struct sockaddr_storage *ss)
 {
     for (size_t i = 0; i < l->n; i++) {
-        if (bind_same(&l->addr[i], ss)) {
+        if (cnd_addr_same_ip(&l->addr[i], ss)) {
             return;
         }
     }
@@ -147,13 +131,15 @@ bind_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
     for (size_t i = 0; i < all.n; i++) {
         bool skip = false;
         for (size_t j = 0; j < except.n && !skip; j++) {
-            skip = bind_same(&all.addr[i], &except.addr[j]);
+            skip = cnd_addr_same_ip(&all.addr[i], &except.addr[j]);
         }
         if (!skip && cnd_conf_add_bind(cf, &all.addr[i]) != 0) {
             return cnd_disp_err(d, "out of memory");
         }
     }
-    if (cnd_conf_server(cf)->nbinds == 0) {
+    size_t nbinds;
+    cnd_server_binds(cnd_conf_server(cf), &nbinds);
+    if (nbinds == 0) {
         return cnd_disp_err(d, "every address is excepted: nothing to "
                                "listen on");
     }

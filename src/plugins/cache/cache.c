@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/worker.h"
 #include "dns/ede.h"
 #include "dns/msg.h"
 #include "plugins/cache/cache.h"
@@ -911,12 +910,9 @@ cache_query(cnd_req_t *r, cnd_inst_t *self)
     if (hd.found == CACHE_FRESH && hd.kind == CACHE_SERVFAIL) {
         /* A remembered failure: its cause again, and that it is cached. */
         cnd_counter_add(cw->hits[1], 1);
-        cnd_req_fail_as(r, hd.cause_plugin ? hd.cause_plugin : "cache",
-                        KNOT_RCODE_SERVFAIL, hd.cause_code, "%s",
-                        hd.cause ? hd.cause : "a failure");
-        if (hd.cause_upstream != NULL) {
-            r->fails[r->nfails - 1].upstream = hd.cause_upstream;
-        }
+        cnd_req_fail_by(r, hd.cause_plugin ? hd.cause_plugin : "cache",
+                        hd.cause_upstream, KNOT_RCODE_SERVFAIL, hd.cause_code,
+                        "%s", hd.cause ? hd.cause : "a failure");
         cnd_req_note(r, CND_EDE_CACHED_ERROR,
                      "cached failure, %us left before it is asked again",
                      hd.remaining);

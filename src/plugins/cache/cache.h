@@ -21,8 +21,6 @@
 #include <libknot/libknot.h>
 #include <uv.h>
 
-#include "core/ctl.h"
-#include "core/metrics.h"
 #include "core/plugin.h"
 
 #define CACHE_SHARDS 256
@@ -79,7 +77,9 @@ typedef struct cache_shard_s {
     uint32_t rnd; /* xorshift state: random eviction, as CoreDNS */
 } cache_shard_t;
 
-/* One table: success or denial.  Config lifetime. */
+/* One table: success or denial.  Snapshot-shared mutable state: made
+ * (malloc'd) by init(), freed by fini(), read and written by every worker
+ * of the snapshot, each shard under its own lock. */
 typedef struct cache_store_s {
     cache_shard_t shards[CACHE_SHARDS];
     bool ready; /* shards initialised                */

@@ -24,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/conf.h"
-#include "core/zone.h"
+#include "core/plugin.h"
+#include "dns/zone.h"
 #include "plugins/cache/cache.h"
 #include "util/duration.h"
 
@@ -77,7 +77,7 @@ cache_zone_keep(void *ud, const knot_dname_t *zone)
     if (c->z->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 4;
         const knot_dname_t **v =
-            cnd_arena_alloc(&c->cf->arena, cap * sizeof(*v));
+            cnd_arena_alloc(cnd_conf_arena(c->cf), cap * sizeof(*v));
         if (v == NULL) {
             return -ENOMEM;
         }
@@ -88,7 +88,7 @@ cache_zone_keep(void *ud, const knot_dname_t *zone)
         c->cap = cap;
     }
     c->z->v[c->z->n] =
-        cnd_arena_memdup(&c->cf->arena, zone, knot_dname_size(zone));
+        cnd_arena_memdup(cnd_conf_arena(c->cf), zone, knot_dname_size(zone));
     return c->z->v[c->z->n++] != NULL ? 0 : -ENOMEM;
 }
 
@@ -155,8 +155,28 @@ cache_prop_kind(cnd_disp_t *d, uint32_t *cap, uint32_t *ttl, uint32_t *min)
 
 
 static int
-cache_prop_prefetch(cnd_disp_t *d, cache_conf_t *c)
+cache_prop_success(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
 {
+    (void)cf;
+    cache_conf_t *c = conf;
+    return cache_prop_kind(d, &c->pcap, &c->pttl, &c->minpttl);
+}
+
+
+static int
+cache_prop_denial(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
+{
+    (void)cf;
+    cache_conf_t *c = conf;
+    return cache_prop_kind(d, &c->ncap, &c->nttl, &c->minnttl);
+}
+
+
+static int
+cache_prop_prefetch(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
+{
+    (void)cf;
+    cache_conf_t *c = conf;
     const char *args[4];
     size_t n = cnd_disp_args(d, args, 4);
     long long v;
@@ -203,8 +223,10 @@ cache_prop_prefetch(cnd_disp_t *d, cache_conf_t *c)
 /* serve_stale [DURATION] [immediate [TTL [RECHECK]] | verify [TIMEOUT
  * [TTL [RECHECK]]]] */
 static int
-cache_prop_stale(cnd_disp_t *d, cache_conf_t *c)
+cache_prop_stale(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
 {
+    (void)cf;
+    cache_conf_t *c = conf;
     const char *args[6];
     size_t n = cnd_disp_args(d, args, 6);
     if (n > 5) {
@@ -267,6 +289,62 @@ cache_prop_stale(cnd_disp_t *d, cache_conf_t *c)
 }
 
 
+/* servfail DURATION: at most 5 minutes. */
+static int
+cache_prop_servfail(cnd_conf_t *cf, cnd_disp_t *d, void *field)
+{
+    (void)cf;
+    const char *a[2];
+    if (cnd_disp_args(d, a, 2) != 1) {
+        return cnd_disp_arg_err(d);
+    }
+    if (cache_secs(d, a[0], field, "servfail") != 0) {
+        return -1;
+    }
+    if (*(uint32_t *)field > 300) {
+        return cnd_disp_err(d, "caching SERVFAIL responses over 5 minutes "
+                               "is not permitted");
+    }
+    return 0;
+}
+
+
+/* disable success|denial [ZONES...] */
+static int
+cache_prop_disable(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
+{
+    cache_conf_t *c = conf;
+    const char **a;
+    long m = cnd_conf_args(cf, d, &a);
+    if (m < 1) {
+        return cnd_disp_arg_err(d);
+    }
+    cache_zones_t *z = strcmp(a[0], "success") == 0  ? &c->no_success
+                       : strcmp(a[0], "denial") == 0 ? &c->no_denial
+                                                     : NULL;
+    if (z == NULL) {
+        return cnd_disp_err(d, "cache type for disable must be \"success\" "
+                               "or \"denial\"");
+    }
+    static const char *const root[] = {"."};
+    return m > 1 ? cache_zones_add(cf, d, z, a + 1, (size_t)(m - 1))
+                 : cache_zones_add(cf, d, z, root, 1);
+}
+
+
+/* An unknown property is CoreDNS's ArgErr, as its cache's setup says. */
+static const cnd_prop_t cache_props[] = {
+    {"success", cache_prop_success, 0},
+    {"denial", cache_prop_denial, 0},
+    {"prefetch", cache_prop_prefetch, 0},
+    {"serve_stale", cache_prop_stale, 0},
+    {"servfail", cache_prop_servfail, offsetof(cache_conf_t, servfail_ttl)},
+    {"disable", cache_prop_disable, 0},
+    {"keepttl", cnd_prop_flag, offsetof(cache_conf_t, keepttl)},
+    {NULL, cnd_prop_arg_err, 0},
+};
+
+
 static int
 cache_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
 {
@@ -310,65 +388,17 @@ cache_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
             return -1;
         }
     } else {
-        const cnd_server_t *srv = cnd_conf_server(cf);
-        for (size_t i = 0; i < srv->nzones; i++) {
-            const char *z = srv->zones[i].name;
+        size_t nzones;
+        const cnd_zone_t *zones =
+            cnd_server_zones(cnd_conf_server(cf), &nzones);
+        for (size_t i = 0; i < nzones; i++) {
+            const char *z = zones[i].name;
             if (cache_zones_add(cf, d, &c->zones, &z, 1) != 0) {
                 return -1;
             }
         }
     }
-    while (cnd_disp_next_block(d)) {
-        const char *p = cnd_disp_val(d);
-        int rc;
-        if (strcmp(p, "success") == 0) {
-            rc = cache_prop_kind(d, &c->pcap, &c->pttl, &c->minpttl);
-        } else if (strcmp(p, "denial") == 0) {
-            rc = cache_prop_kind(d, &c->ncap, &c->nttl, &c->minnttl);
-        } else if (strcmp(p, "prefetch") == 0) {
-            rc = cache_prop_prefetch(d, c);
-        } else if (strcmp(p, "serve_stale") == 0) {
-            rc = cache_prop_stale(d, c);
-        } else if (strcmp(p, "servfail") == 0) {
-            const char *a[2];
-            if (cnd_disp_args(d, a, 2) != 1) {
-                return cnd_disp_arg_err(d);
-            }
-            rc = cache_secs(d, a[0], &c->servfail_ttl, "servfail");
-            if (rc == 0 && c->servfail_ttl > 300) {
-                return cnd_disp_err(d, "caching SERVFAIL responses over 5 "
-                                       "minutes is not permitted");
-            }
-        } else if (strcmp(p, "disable") == 0) {
-            const char **a;
-            long m = cnd_conf_args(cf, d, &a);
-            if (m < 1) {
-                return cnd_disp_arg_err(d);
-            }
-            cache_zones_t *z = strcmp(a[0], "success") == 0  ? &c->no_success
-                               : strcmp(a[0], "denial") == 0 ? &c->no_denial
-                                                             : NULL;
-            if (z == NULL) {
-                return cnd_disp_err(d, "cache type for disable must be "
-                                       "\"success\" or \"denial\"");
-            }
-            static const char *const root[] = {"."};
-            rc = m > 1 ? cache_zones_add(cf, d, z, a + 1, (size_t)(m - 1))
-                       : cache_zones_add(cf, d, z, root, 1);
-        } else if (strcmp(p, "keepttl") == 0) {
-            if (cnd_disp_next_arg(d)) {
-                return cnd_disp_arg_err(d);
-            }
-            c->keepttl = true;
-            rc = 0;
-        } else {
-            return cnd_disp_arg_err(d);
-        }
-        if (rc != 0) {
-            return -1;
-        }
-    }
-    return 0;
+    return cnd_props_block(cf, d, cache_props, c);
 }
 
 
@@ -384,13 +414,7 @@ cache_init(cnd_conf_t *cf, cnd_inst_t *self)
         return cnd_conf_err(cf, self, "out of memory");
     }
     /* Metric labels, as CoreDNS's: the server and the zones. */
-    const cnd_server_t *srv = self->srv;
-    char addr[64] = "";
-    if (srv->nbinds > 0) {
-        cnd_addr_str(&srv->binds[0], addr, sizeof(addr), false);
-    }
-    snprintf(c->server, sizeof(c->server), "dns://%s:%u", addr,
-             srv->nzones > 0 ? srv->zones[0].port : 53);
+    cnd_server_label(self->srv, 0, c->server, sizeof(c->server));
     size_t o = 0;
     for (size_t i = 0; i < c->zones.n && o < sizeof(c->zones_label); i++) {
         char name[KNOT_DNAME_TXT_MAXLEN + 1];

@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "core/plugin.h"
-#include "core/worker.h"
 #include "dns/msg.h"
 #include "util/duration.h"
 

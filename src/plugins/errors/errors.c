@@ -24,9 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/conf.h"
 #include "core/plugin.h"
-#include "core/worker.h"
 #include "dns/msg.h"
 #include "util/duration.h"
 #include "util/log.h"
@@ -79,7 +77,7 @@ errors_regex_posix(cnd_conf_t *cf, const char *re)
         {'W', "[^A-Za-z0-9_]"}, {'s', "[[:space:]]"}, {'S', "[^[:space:]]"},
     };
     size_t n = strlen(re);
-    char *out = cnd_arena_alloc(&cf->arena, n * 14 + 1);
+    char *out = cnd_arena_alloc(cnd_conf_arena(cf), n * 14 + 1);
     if (out == NULL) {
         return NULL;
     }

@@ -11,9 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/conf.h"
-#include "core/ctl.h"
-#include "core/metrics.h"
+#include "core/plugin.h"
 #include "plugins/forward/forward.h"
 #include "util/duration.h"
 

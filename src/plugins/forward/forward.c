@@ -28,8 +28,7 @@
 
 #include <gnutls/crypto.h>
 
-#include "core/conf.h"
-#include "core/worker.h"
+#include "core/plugin.h"
 #include "dns/ede.h"
 #include "dns/msg.h"
 #include "plugins/forward/forward.h"
@@ -594,7 +593,7 @@ fwd_record_failure(fwd_ctx_t *x, const char *prefix)
         timeouts = true;
     }
     /* The metric's upstream: the last one tried. */
-    cnd_req_fail_at(x->r, last, KNOT_RCODE_SERVFAIL,
+    cnd_req_fail_by(x->r, NULL, last, KNOT_RCODE_SERVFAIL,
                     timeouts ? CND_EDE_NO_REACHABLE_AUTHORITY
                              : CND_EDE_NETWORK_ERROR,
                     "%s", text);
@@ -647,34 +646,28 @@ fwd_pass_ede(fwd_ctx_t *x, const fwd_try_t *t, knot_pkt_t *pkt)
     bool any = false;
     char rbuf[16];
     const char *rname = cnd_rcode_str(rcode, rbuf, sizeof(rbuf));
-    if (pkt->opt_rr != NULL && pkt->opt_rr->rrs.count > 0) {
-        const uint8_t *p = pkt->opt_rr->rrs.rdata->data;
-        const uint8_t *end = p + pkt->opt_rr->rrs.rdata->len;
-        while (p + 4 <= end) {
-            uint16_t code = (uint16_t)((p[0] << 8) | p[1]);
-            uint16_t len = (uint16_t)((p[2] << 8) | p[3]);
-            if (p + 4 + len > end) {
-                break;
-            }
-            if (code == CND_EDNS_EDE && len >= 2) {
-                uint16_t info = (uint16_t)((p[4] << 8) | p[5]);
-                int tl = len - 2;
-                const char *txt = (const char *)p + 6;
-                if (error) {
-                    cnd_req_fail_at(x->r, t->up->name, rcode, info,
-                                    "from %s: %s%s%.*s", t->up->name, rname,
-                                    tl > 0 ? ": " : "", tl, txt);
-                } else {
-                    cnd_req_note(x->r, info, "from %s: %.*s", t->up->name, tl,
-                                 txt);
-                }
-                any = true;
-            }
-            p += 4 + len;
+    const uint8_t *o = NULL;
+    while (pkt->opt_rr != NULL &&
+           (o = knot_edns_get_option(pkt->opt_rr, CND_EDNS_EDE, o)) != NULL) {
+        uint16_t len = knot_edns_opt_get_length(o);
+        if (len < 2) {
+            continue;
         }
+        const uint8_t *data = knot_edns_opt_get_data((uint8_t *)o);
+        uint16_t info = knot_wire_read_u16(data);
+        int tl = len - 2;
+        const char *txt = (const char *)data + 2;
+        if (error) {
+            cnd_req_fail_by(x->r, NULL, t->up->name, rcode, info,
+                            "from %s: %s%s%.*s", t->up->name, rname,
+                            tl > 0 ? ": " : "", tl, txt);
+        } else {
+            cnd_req_note(x->r, info, "from %s: %.*s", t->up->name, tl, txt);
+        }
+        any = true;
     }
     if (error && !any) {
-        cnd_req_fail_at(x->r, t->up->name, rcode, CND_EDE_OTHER,
+        cnd_req_fail_by(x->r, NULL, t->up->name, rcode, CND_EDE_OTHER,
                         "from %s: %s without an extended error", t->up->name,
                         rname);
     }

@@ -27,8 +27,6 @@
 #include <libknot/libknot.h>
 #include <uv.h>
 
-#include "core/ctl.h"
-#include "core/metrics.h"
 #include "core/plugin.h"
 
 #define FWD_MAX_UPSTREAMS    15

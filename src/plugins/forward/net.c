@@ -37,7 +37,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 
-#include "core/conf.h"
+#include "core/plugin.h"
 #include "dns/msg.h"
 #include "plugins/forward/forward.h"
 #include "util/duration.h"

@@ -21,81 +21,29 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/conf.h"
-#include "core/zone.h"
+#include "core/plugin.h"
+#include "dns/zone.h"
 #include "dns/msg.h"
 #include "plugins/forward/forward.h"
 #include "util/duration.h"
 #include "util/log.h"
+#include "util/resolvconf.h"
 
 
 /* ---- TO ---------------------------------------------------------------- */
 
-/* Parse an IP with an optional port into @ss.  "1.2.3.4", "1.2.3.4:53",
- * "::1", "[::1]:53"; an IPv6 zone ("%eth0") is dropped.  Returns 0 or
- * -EINVAL. */
+/* An IP with an optional port ("1.2.3.4", "1.2.3.4:53", "::1",
+ * "[::1]:53"; an IPv6 zone is dropped) into @ss.  Port 0 is refused.
+ * Returns 0 or -EINVAL. */
 static int
 fwd_parse_addr(const char *s, uint16_t def_port, struct sockaddr_storage *ss,
                socklen_t *len)
 {
-    char host[INET6_ADDRSTRLEN + 16];
-    long port = def_port;
-    const char *colon = strrchr(s, ':');
-    memset(ss, 0, sizeof(*ss));
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL || (size_t)(close - s - 1) >= sizeof(host)) {
-            return -EINVAL;
-        }
-        memcpy(host, s + 1, (size_t)(close - s - 1));
-        host[close - s - 1] = '\0';
-        if (close[1] == ':') {
-            char *end;
-            port = strtol(close + 2, &end, 10);
-            if (close[2] == '\0' || *end != '\0') {
-                return -EINVAL;
-            }
-        } else if (close[1] != '\0') {
-            return -EINVAL;
-        }
-    } else if (colon != NULL && strchr(s, ':') == colon) {
-        /* one colon: IPv4 with a port */
-        size_t hl = (size_t)(colon - s);
-        char *end;
-        if (hl >= sizeof(host)) {
-            return -EINVAL;
-        }
-        memcpy(host, s, hl);
-        host[hl] = '\0';
-        port = strtol(colon + 1, &end, 10);
-        if (colon[1] == '\0' || *end != '\0') {
-            return -EINVAL;
-        }
-    } else {
-        snprintf(host, sizeof(host), "%s", s);
-    }
-    char *pct = strchr(host, '%');
-    if (pct != NULL) {
-        *pct = '\0';
-    }
-    if (port < 1 || port > 65535) {
+    if (cnd_addr_parse(s, def_port, 0, ss, len, NULL, 0) != CND_ADDR_OK ||
+        cnd_addr_port(ss) == 0) {
         return -EINVAL;
     }
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)port);
-        *len = sizeof(*in);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        *len = sizeof(*in6);
-        return 0;
-    }
-    return -EINVAL;
+    return 0;
 }
 
 
@@ -136,6 +84,31 @@ fwd_add_upstream(cnd_disp_t *d, fwd_conf_t *c,
 
 /* The nameserver lines of a resolv.conf file.  Returns 0 (possibly
  * none), 1 when @path is not a readable file, -1 on a reported error. */
+/* Reading a resolv.conf given as TO (cnd_resolv_conf_read's callback). */
+typedef struct {
+    cnd_disp_t *d;
+    fwd_conf_t *c;
+    const char *file;
+} fwd_resolv_t;
+
+
+static int
+fwd_resolv_one(void *ud, const char *addr)
+{
+    fwd_resolv_t *x = ud;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (strchr(addr, ']') != NULL ||
+        fwd_parse_addr(addr, FWD_DEFAULT_PORT, &ss, &len) != 0) {
+        return 0; /* not an address: skipped, as miekg/dns does */
+    }
+    /* 1 stops the reading: the error is reported */
+    return fwd_add_upstream(x->d, x->c, &ss, len, false, NULL, x->file) != 0;
+}
+
+
+/* The nameserver lines of a resolv.conf file.  Returns 0 (possibly
+ * none), 1 when @path is not a readable file, -1 on a reported error. */
 static int
 fwd_resolv_conf(cnd_conf_t *cf, cnd_disp_t *d, fwd_conf_t *c, const char *path)
 {
@@ -143,30 +116,13 @@ fwd_resolv_conf(cnd_conf_t *cf, cnd_disp_t *d, fwd_conf_t *c, const char *path)
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
         return 1;
     }
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
+    fwd_resolv_t x = {d, c, cnd_arena_strdup(cnd_conf_arena(cf), path)};
+    int rc = cnd_resolv_conf_read(path, fwd_resolv_one, &x);
+    if (rc < 0) {
         return cnd_disp_err(d, "failed to open file \"%s\": %s", path,
-                            strerror(errno));
+                            strerror(-rc));
     }
-    const char *file = cnd_arena_strdup(&cf->arena, path);
-    char line[512];
-    int rc = 0;
-    while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
-        char key[32], val[256];
-        if (sscanf(line, "%31s %255s", key, val) != 2 ||
-            strcmp(key, "nameserver") != 0) {
-            continue;
-        }
-        struct sockaddr_storage ss;
-        socklen_t len;
-        if (fwd_parse_addr(val, FWD_DEFAULT_PORT, &ss, &len) != 0 ||
-            strchr(val, ']') != NULL) {
-            continue; /* not an address: skipped, as miekg/dns does */
-        }
-        rc = fwd_add_upstream(d, c, &ss, len, false, NULL, file);
-    }
-    fclose(f);
-    return rc;
+    return rc == 0 ? 0 : -1;
 }
 
 
@@ -207,7 +163,7 @@ fwd_parse_to(cnd_conf_t *cf, cnd_disp_t *d, fwd_conf_t *c, const char *to)
             snprintf(rest, sizeof(rest), "%s", port);
             *port = '\0';
         }
-        servername = cnd_arena_strdup(&cf->arena, name);
+        servername = cnd_arena_strdup(cnd_conf_arena(cf), name);
         snprintf(pct, sizeof(buf) - (size_t)(pct - buf), "%s", rest);
     }
     struct sockaddr_storage ss;
@@ -228,9 +184,13 @@ fwd_parse_to(cnd_conf_t *cf, cnd_disp_t *d, fwd_conf_t *c, const char *to)
 
 /* ---- properties ------------------------------------------------------- */
 
+/* next / failover RCODE...: a bit per rcode. */
 static int
-fwd_rcodes(cnd_disp_t *d, uint32_t *mask, const char *prop)
+fwd_prop_rcodes(cnd_conf_t *cf, cnd_disp_t *d, void *field)
 {
+    (void)cf;
+    uint32_t *mask = field;
+    const char *prop = cnd_disp_val(d);
     const char *args[32];
     size_t n = cnd_disp_args(d, args, 32);
     if (n == 0 || n > 32) {
@@ -251,66 +211,6 @@ fwd_rcodes(cnd_disp_t *d, uint32_t *mask, const char *prop)
 }
 
 
-/* A Go duration argument that must not be negative. */
-static int
-fwd_duration(cnd_disp_t *d, const char *prop, int64_t *out)
-{
-    if (!cnd_disp_next_arg(d)) {
-        return cnd_disp_arg_err(d);
-    }
-    int64_t ns;
-    if (cnd_duration_parse(cnd_disp_val(d), &ns) != 0) {
-        return cnd_disp_err(d, "time: invalid duration \"%s\"",
-                            cnd_disp_val(d));
-    }
-    if (ns < 0) {
-        char buf[32];
-        return cnd_disp_err(d, "%s can't be negative: %s", prop,
-                            cnd_duration_format(ns, buf, sizeof(buf)));
-    }
-    *out = ns;
-    return 0;
-}
-
-
-static int
-fwd_uint(cnd_disp_t *d, const char *prop, unsigned *out)
-{
-    if (!cnd_disp_next_arg(d)) {
-        return cnd_disp_arg_err(d);
-    }
-    const char *v = cnd_disp_val(d);
-    char *end;
-    errno = 0;
-    long long n = strtoll(v, &end, 10);
-    if (*v == '\0' || *end != '\0' || errno != 0) {
-        return cnd_disp_err(d,
-                            "strconv.ParseUint: parsing \"%s\": invalid "
-                            "syntax",
-                            v);
-    }
-    if (n < 0) {
-        return cnd_disp_err(d, "%s can't be negative: %lld", prop, n);
-    }
-    if (n > 0xffffffffLL) {
-        return cnd_disp_err(d, "%s: %s is out of range", prop, v);
-    }
-    *out = (unsigned)n;
-    return 0;
-}
-
-
-static int
-fwd_flag(cnd_disp_t *d, bool *out)
-{
-    if (cnd_disp_next_arg(d)) {
-        return cnd_disp_arg_err(d);
-    }
-    *out = true;
-    return 0;
-}
-
-
 /* Zones collected from arguments (cnd_zone_expand's callback). */
 typedef struct {
     cnd_conf_t *cf;
@@ -326,7 +226,7 @@ fwd_zone_keep(void *ud, const knot_dname_t *zone)
     if (z->n == z->cap) {
         size_t cap = z->cap ? z->cap * 2 : 4;
         const knot_dname_t **v =
-            cnd_arena_alloc(&z->cf->arena, cap * sizeof(*v));
+            cnd_arena_alloc(cnd_conf_arena(z->cf), cap * sizeof(*v));
         if (v == NULL) {
             return -ENOMEM;
         }
@@ -336,158 +236,161 @@ fwd_zone_keep(void *ud, const knot_dname_t *zone)
         z->v = v;
         z->cap = cap;
     }
-    z->v[z->n] = cnd_arena_memdup(&z->cf->arena, zone, knot_dname_size(zone));
+    z->v[z->n] =
+        cnd_arena_memdup(cnd_conf_arena(z->cf), zone, knot_dname_size(zone));
     return z->v[z->n++] != NULL ? 0 : -ENOMEM;
 }
 
 
 static int
-fwd_property(cnd_conf_t *cf, cnd_disp_t *d, fwd_conf_t *c, fwd_zones_t *except)
+fwd_prop_except(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
 {
-    const char *p = cnd_disp_val(d);
-    if (strcmp(p, "except") == 0) {
-        const char **names;
-        long n = cnd_conf_args(cf, d, &names);
-        if (n == 0) {
-            return cnd_disp_arg_err(d);
+    fwd_conf_t *c = conf;
+    const char **names;
+    long n = cnd_conf_args(cf, d, &names);
+    if (n == 0) {
+        return cnd_disp_arg_err(d);
+    }
+    fwd_zones_t z = {cf, c->except, c->nexcept, c->nexcept};
+    for (long i = 0; i < n; i++) {
+        int rc = cnd_zone_expand(names[i], fwd_zone_keep, &z);
+        if (rc != 0 && rc != -EINVAL) {
+            return cnd_disp_err(d, "out of memory");
         }
-        for (long i = 0; i < n; i++) {
-            int rc = cnd_zone_expand(names[i], fwd_zone_keep, except);
-            if (rc != 0 && rc != -EINVAL) {
-                return cnd_disp_err(d, "out of memory");
-            }
-        }
-        c->except = except->v;
-        c->nexcept = except->n;
-        return 0;
     }
-    if (strcmp(p, "max_fails") == 0) {
-        return fwd_uint(d, p, &c->max_fails);
+    c->except = z.v;
+    c->nexcept = z.n;
+    return 0;
+}
+
+
+static int
+fwd_prop_read_timeout(cnd_conf_t *cf, cnd_disp_t *d, void *field)
+{
+    int rc = cnd_prop_duration(cf, d, field);
+    if (rc == 0 && *(int64_t *)field == 0) {
+        return cnd_disp_err(d, "read_timeout must be positive");
     }
-    if (strcmp(p, "max_connect_attempts") == 0) {
-        return fwd_uint(d, p, &c->max_attempts);
+    return rc;
+}
+
+
+static int
+fwd_prop_policy(cnd_conf_t *cf, cnd_disp_t *d, void *field)
+{
+    (void)cf;
+    fwd_policy_t *policy = field;
+    if (!cnd_disp_next_arg(d)) {
+        return cnd_disp_arg_err(d);
     }
-    if (strcmp(p, "max_idle_conns") == 0) {
-        return fwd_uint(d, p, &c->max_idle);
+    const char *v = cnd_disp_val(d);
+    if (strcmp(v, "random") == 0) {
+        *policy = FWD_POLICY_RANDOM;
+    } else if (strcmp(v, "round_robin") == 0) {
+        *policy = FWD_POLICY_ROUND_ROBIN;
+    } else if (strcmp(v, "sequential") == 0) {
+        *policy = FWD_POLICY_SEQUENTIAL;
+    } else {
+        return cnd_disp_err(d, "unknown policy '%s'", v);
     }
-    if (strcmp(p, "max_concurrent") == 0) {
-        return fwd_uint(d, p, &c->max_concurrent);
-    }
-    if (strcmp(p, "expire") == 0) {
-        return fwd_duration(d, p, &c->expire_ns);
-    }
-    if (strcmp(p, "max_age") == 0) {
-        return fwd_duration(d, p, &c->max_age_ns);
-    }
-    if (strcmp(p, "read_timeout") == 0) {
-        int rc = fwd_duration(d, p, &c->read_timeout_ns);
-        if (rc == 0 && c->read_timeout_ns == 0) {
-            return cnd_disp_err(d, "read_timeout must be positive");
-        }
+    return 0;
+}
+
+
+/* health_check DURATION [no_rec] [domain NAME] */
+static int
+fwd_prop_health_check(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
+{
+    fwd_conf_t *c = conf;
+    int rc = cnd_prop_duration(cf, d, &c->hc_interval_ns);
+    if (rc != 0) {
         return rc;
     }
-    if (strcmp(p, "force_tcp") == 0) {
-        return fwd_flag(d, &c->force_tcp);
-    }
-    if (strcmp(p, "prefer_udp") == 0) {
-        return fwd_flag(d, &c->prefer_udp);
-    }
-    if (strcmp(p, "failfast_all_unhealthy_upstreams") == 0) {
-        return fwd_flag(d, &c->failfast);
-    }
-    if (strcmp(p, "next") == 0) {
-        return fwd_rcodes(d, &c->next_rcodes, p);
-    }
-    if (strcmp(p, "failover") == 0) {
-        return fwd_rcodes(d, &c->failover_rcodes, p);
-    }
-    if (strcmp(p, "policy") == 0) {
-        if (!cnd_disp_next_arg(d)) {
-            return cnd_disp_arg_err(d);
-        }
-        const char *v = cnd_disp_val(d);
-        if (strcmp(v, "random") == 0) {
-            c->policy = FWD_POLICY_RANDOM;
-        } else if (strcmp(v, "round_robin") == 0) {
-            c->policy = FWD_POLICY_ROUND_ROBIN;
-        } else if (strcmp(v, "sequential") == 0) {
-            c->policy = FWD_POLICY_SEQUENTIAL;
-        } else {
-            return cnd_disp_err(d, "unknown policy '%s'", v);
-        }
-        return 0;
-    }
-    if (strcmp(p, "health_check") == 0) {
-        int rc = fwd_duration(d, "health_check", &c->hc_interval_ns);
-        if (rc != 0) {
-            return rc;
-        }
-        while (cnd_disp_next_arg(d)) {
-            const char *o = cnd_disp_val(d);
-            if (strcmp(o, "no_rec") == 0) {
-                c->hc_no_rec = true;
-            } else if (strcmp(o, "domain") == 0) {
-                if (!cnd_disp_next_arg(d)) {
-                    return cnd_disp_arg_err(d);
-                }
-                knot_dname_t *dn =
-                    cnd_arena_alloc(&cf->arena, KNOT_DNAME_MAXLEN);
-                if (dn == NULL ||
-                    knot_dname_from_str(dn, cnd_disp_val(d),
-                                        KNOT_DNAME_MAXLEN) == NULL) {
-                    return cnd_disp_err(d,
-                                        "health_check: invalid domain name "
-                                        "%s",
-                                        cnd_disp_val(d));
-                }
-                knot_dname_to_lower(dn);
-                c->hc_domain = dn;
-            } else {
-                return cnd_disp_err(d, "health_check: unknown option %s", o);
+    while (cnd_disp_next_arg(d)) {
+        const char *o = cnd_disp_val(d);
+        if (strcmp(o, "no_rec") == 0) {
+            c->hc_no_rec = true;
+        } else if (strcmp(o, "domain") == 0) {
+            if (!cnd_disp_next_arg(d)) {
+                return cnd_disp_arg_err(d);
             }
-        }
-        return 0;
-    }
-    if (strcmp(p, "tls") == 0) {
-        const char *args[4];
-        size_t n = cnd_disp_args(d, args, 4);
-        if (n > 3) {
-            return cnd_disp_arg_err(d);
-        }
-        /* CoreDNS: none = system roots; one = CA; two = cert, key; three =
-         * cert, key, CA. */
-        c->tls_ca = n == 1 ? args[0] : n == 3 ? args[2] : NULL;
-        c->tls_cert = n >= 2 ? args[0] : NULL;
-        c->tls_key = n >= 2 ? args[1] : NULL;
-        return 0;
-    }
-    if (strcmp(p, "tls_servername") == 0) {
-        if (!cnd_disp_next_arg(d)) {
-            return cnd_disp_arg_err(d);
-        }
-        c->tls_servername = cnd_disp_val(d);
-        return 0;
-    }
-    if (strcmp(p, "source_address") == 0) {
-        if (!cnd_disp_next_arg(d)) {
-            return cnd_disp_arg_err(d);
-        }
-        socklen_t len;
-        char with_port[96];
-        snprintf(with_port, sizeof(with_port), "%s", cnd_disp_val(d));
-        if (fwd_parse_addr(with_port, 1, &c->source, &len) != 0) {
-            return cnd_disp_err(d, "source_address: not an IP address: %s",
-                                cnd_disp_val(d));
-        }
-        if (c->source.ss_family == AF_INET) {
-            ((struct sockaddr_in *)&c->source)->sin_port = 0;
+            knot_dname_t *dn =
+                cnd_arena_alloc(cnd_conf_arena(cf), KNOT_DNAME_MAXLEN);
+            if (dn == NULL || knot_dname_from_str(dn, cnd_disp_val(d),
+                                                  KNOT_DNAME_MAXLEN) == NULL) {
+                return cnd_disp_err(d, "health_check: invalid domain name %s",
+                                    cnd_disp_val(d));
+            }
+            knot_dname_to_lower(dn);
+            c->hc_domain = dn;
         } else {
-            ((struct sockaddr_in6 *)&c->source)->sin6_port = 0;
+            return cnd_disp_err(d, "health_check: unknown option %s", o);
         }
-        return 0;
     }
-    return cnd_disp_err(d, "unknown property '%s'", p);
+    return 0;
 }
+
+
+/* tls [CERT KEY] [CA]: none = system roots; one = CA; two = cert, key;
+ * three = cert, key, CA (CoreDNS). */
+static int
+fwd_prop_tls(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
+{
+    (void)cf;
+    fwd_conf_t *c = conf;
+    const char *args[4];
+    size_t n = cnd_disp_args(d, args, 4);
+    if (n > 3) {
+        return cnd_disp_arg_err(d);
+    }
+    c->tls_ca = n == 1 ? args[0] : n == 3 ? args[2] : NULL;
+    c->tls_cert = n >= 2 ? args[0] : NULL;
+    c->tls_key = n >= 2 ? args[1] : NULL;
+    return 0;
+}
+
+
+static int
+fwd_prop_source(cnd_conf_t *cf, cnd_disp_t *d, void *field)
+{
+    (void)cf;
+    struct sockaddr_storage *source = field;
+    if (!cnd_disp_next_arg(d)) {
+        return cnd_disp_arg_err(d);
+    }
+    socklen_t len;
+    if (fwd_parse_addr(cnd_disp_val(d), 1, source, &len) != 0) {
+        return cnd_disp_err(d, "source_address: not an IP address: %s",
+                            cnd_disp_val(d));
+    }
+    cnd_addr_set_port(source, 0);
+    return 0;
+}
+
+
+#define FWD_AT(field) offsetof(fwd_conf_t, field)
+
+static const cnd_prop_t fwd_props[] = {
+    {"except", fwd_prop_except, 0},
+    {"max_fails", cnd_prop_uint, FWD_AT(max_fails)},
+    {"max_connect_attempts", cnd_prop_uint, FWD_AT(max_attempts)},
+    {"max_idle_conns", cnd_prop_uint, FWD_AT(max_idle)},
+    {"max_concurrent", cnd_prop_uint, FWD_AT(max_concurrent)},
+    {"expire", cnd_prop_duration, FWD_AT(expire_ns)},
+    {"max_age", cnd_prop_duration, FWD_AT(max_age_ns)},
+    {"read_timeout", fwd_prop_read_timeout, FWD_AT(read_timeout_ns)},
+    {"force_tcp", cnd_prop_flag, FWD_AT(force_tcp)},
+    {"prefer_udp", cnd_prop_flag, FWD_AT(prefer_udp)},
+    {"failfast_all_unhealthy_upstreams", cnd_prop_flag, FWD_AT(failfast)},
+    {"next", fwd_prop_rcodes, FWD_AT(next_rcodes)},
+    {"failover", fwd_prop_rcodes, FWD_AT(failover_rcodes)},
+    {"policy", fwd_prop_policy, FWD_AT(policy)},
+    {"health_check", fwd_prop_health_check, 0},
+    {"tls", fwd_prop_tls, 0},
+    {"tls_servername", cnd_prop_string, FWD_AT(tls_servername)},
+    {"source_address", fwd_prop_source, FWD_AT(source)},
+    {NULL, NULL, 0},
+};
 
 
 static int
@@ -538,11 +441,8 @@ fwd_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
     if (c->nups == 0) {
         return cnd_disp_err(d, "no valid upstream addresses found");
     }
-    fwd_zones_t except = {cf, NULL, 0, 0};
-    while (cnd_disp_next_block(d)) {
-        if (fwd_property(cf, d, c, &except) != 0) {
-            return -1;
-        }
+    if (cnd_props_block(cf, d, fwd_props, c) != 0) {
+        return -1;
     }
     if (c->max_attempts == 0) {
         c->max_attempts = 2 * (unsigned)c->nups;
@@ -569,72 +469,44 @@ fwd_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
 
 /* ---- init ------------------------------------------------------------- */
 
-static bool
-fwd_is_loopback(const struct sockaddr_storage *ss)
-{
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const void *)ss;
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    const struct sockaddr_in6 *in6 = (const void *)ss;
-    return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-}
-
-
-static uint16_t
-fwd_port(const struct sockaddr_storage *ss)
-{
-    return ntohs(ss->ss_family == AF_INET
-                     ? ((const struct sockaddr_in *)ss)->sin_port
-                     : ((const struct sockaddr_in6 *)ss)->sin6_port);
-}
-
-
-static bool
-fwd_same_ip(const struct sockaddr_storage *a, const struct sockaddr *b)
-{
-    if (a->ss_family != b->sa_family) {
-        return false;
-    }
-    if (a->ss_family == AF_INET) {
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
-               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
-    }
-    return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-                  &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
-
 /* Does @up point at this server block's own listener? */
 static bool
 fwd_is_self(const cnd_server_t *srv, const fwd_upstream_t *up)
 {
-    uint16_t port = fwd_port(&up->addr);
+    uint16_t port = cnd_addr_port(&up->addr);
     bool port_match = false;
-    for (size_t z = 0; z < srv->nzones; z++) {
-        port_match |= srv->zones[z].port == port;
+    size_t nzones, nbinds;
+    const cnd_zone_t *zones = cnd_server_zones(srv, &nzones);
+    const struct sockaddr_storage *binds = cnd_server_binds(srv, &nbinds);
+    for (size_t z = 0; z < nzones; z++) {
+        port_match |= zones[z].port == port;
     }
     if (!port_match) {
         return false;
     }
-    if (srv->nbinds > 0) {
-        for (size_t b = 0; b < srv->nbinds; b++) {
-            if (fwd_same_ip(&up->addr,
-                            (const struct sockaddr *)&srv->binds[b])) {
+    if (nbinds > 0) {
+        for (size_t b = 0; b < nbinds; b++) {
+            if (cnd_addr_same_ip(&up->addr, &binds[b])) {
                 return true;
             }
         }
         return false;
     }
     /* Listening on every address: any address of this host. */
-    if (fwd_is_loopback(&up->addr)) {
+    if (cnd_addr_is_loopback(&up->addr)) {
         return true;
     }
     struct ifaddrs *ifs;
     bool self = false;
     if (getifaddrs(&ifs) == 0) {
         for (struct ifaddrs *i = ifs; i != NULL && !self; i = i->ifa_next) {
-            self = i->ifa_addr != NULL && fwd_same_ip(&up->addr, i->ifa_addr);
+            /* ifa_addr is as long as its family's sockaddr: all that
+             * cnd_addr_same_ip() reads of it. */
+            self =
+                i->ifa_addr != NULL &&
+                cnd_addr_same_ip(
+                    &up->addr,
+                    (const struct sockaddr_storage *)(const void *)i->ifa_addr);
         }
         freeifaddrs(ifs);
     }
@@ -655,7 +527,7 @@ fwd_init(cnd_conf_t *cf, cnd_inst_t *self)
                     "real resolver",
                     self->file, self->line, up->name, up->file ? " from " : "",
                     up->file ? up->file : "");
-        } else if (up->file != NULL && fwd_is_loopback(&up->addr)) {
+        } else if (up->file != NULL && cnd_addr_is_loopback(&up->addr)) {
             cnd_log(CND_LOG_WARNING, "forward",
                     "%s:%d: %s lists %s, a resolver on this host's loopback "
                     "(a local stub such as systemd-resolved): in a pod or "
@@ -718,6 +590,24 @@ fwd_fini(cnd_inst_t *self)
 }
 
 
+/* For "candor doctor": every upstream, where it came from. */
+static void
+fwd_facts(const cnd_inst_t *self, void (*emit)(void *ud, const cnd_fact_t *f),
+          void *ud)
+{
+    const fwd_conf_t *c = self->conf;
+    for (size_t i = 0; i < c->nups; i++) {
+        cnd_fact_t f = {.kind = CND_FACT_UPSTREAM,
+                        .text = c->ups[i].name,
+                        .addr = &c->ups[i].addr,
+                        .file = c->ups[i].file,
+                        .zone = c->from_text,
+                        .tls = c->ups[i].tls};
+        emit(ud, &f);
+    }
+}
+
+
 const cnd_plugin_t cnd_plugin_forward = {
     .name = "forward",
     .flags = CND_PLUGIN_PER_LINE | CND_PLUGIN_ANY_CLASS,
@@ -733,5 +623,6 @@ const cnd_plugin_t cnd_plugin_forward = {
     .query = fwd_query,
     .cancel = fwd_cancel,
     .describe = fwd_describe,
+    .facts = fwd_facts,
     .ctl = fwd_ctl,
 };

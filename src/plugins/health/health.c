@@ -28,9 +28,6 @@
 
 #include <uv.h>
 
-#include "admin/http.h"
-#include "core/conf.h"
-#include "core/metrics.h"
 #include "core/plugin.h"
 #include "util/duration.h"
 #include "util/log.h"
@@ -46,7 +43,6 @@ typedef struct health_probe_s health_probe_t;
  * init(); the rest belongs to the main thread while the snapshot serves
  * (start() to stop()). */
 typedef struct {
-    /* First: candor doctor reads the address through the conf. */
     const char *addr; /* "host:port", ":port" or "[v6]:port"        */
     int64_t lameduck_ns;
     char url[128];                  /* "http://:8080/health", for logs   */
@@ -200,36 +196,10 @@ health_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
 static bool
 health_target(const char *addr, struct sockaddr_storage *ss)
 {
-    const char *colon = strrchr(addr, ':');
-    char host[64];
-    size_t hl = (size_t)(colon - addr);
-    long port = strtol(colon + 1, NULL, 10);
-    if (hl >= sizeof(host) || port <= 0 || port > 65535) {
-        return false;
-    }
-    memcpy(host, addr, hl);
-    host[hl] = '\0';
-    if (host[0] == '[') {
-        memmove(host, host + 1, hl);
-        host[strcspn(host, "]")] = '\0';
-    }
-    if (host[0] == '\0' || strcmp(host, "localhost") == 0) {
-        snprintf(host, sizeof(host), "127.0.0.1");
-    }
-    memset(ss, 0, sizeof(*ss));
-    struct sockaddr_in *in = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-        in->sin_family = AF_INET;
-        in->sin_port = htons((uint16_t)port);
-        return true;
-    }
-    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        return true;
-    }
-    return false;
+    socklen_t len;
+    return cnd_addr_parse(addr, 0, CND_ADDR_NEED_PORT | CND_ADDR_DIAL, ss, &len,
+                          NULL, 0) == CND_ADDR_OK &&
+           cnd_addr_port(ss) != 0;
 }
 
 
@@ -490,6 +460,17 @@ health_stop(cnd_inst_t *self)
 }
 
 
+/* For "candor doctor": where the endpoint is. */
+static void
+health_facts(const cnd_inst_t *self,
+             void (*emit)(void *ud, const cnd_fact_t *f), void *ud)
+{
+    const health_conf_t *c = self->conf;
+    emit(ud, &(cnd_fact_t){
+                 .kind = CND_FACT_HTTP, .text = c->addr, .path = "/health"});
+}
+
+
 const cnd_plugin_t cnd_plugin_health = {
     .name = "health",
     .conf_size = sizeof(health_conf_t),
@@ -498,4 +479,5 @@ const cnd_plugin_t cnd_plugin_health = {
     .start = health_start,
     .shutdown = health_shutdown,
     .stop = health_stop,
+    .facts = health_facts,
 };

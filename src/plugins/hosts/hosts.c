@@ -14,7 +14,7 @@
  * periodic job (reload, every 5 s by default) that stat()s it and re-reads
  * it when its mtime or size changed.  Each read builds a whole new table
  * (hostsfile.c) from the file's records and the inline ones, parsed once,
- * and swaps it in with cnd_shared_set(); workers read the current table
+ * and swaps it in with cnd_shared_publish(); workers read the current table
  * through their own cnd_shared_view_t, so the query path takes no lock
  * and allocates nothing but the answer's bytes.
  */
@@ -28,11 +28,8 @@
 
 #include <arpa/inet.h>
 
-#include "core/conf.h"
-#include "core/metrics.h"
 #include "core/plugin.h"
-#include "core/shared.h"
-#include "core/zone.h"
+#include "dns/zone.h"
 #include "plugins/hosts/hosts.h"
 #include "util/duration.h"
 #include "util/log.h"
@@ -44,7 +41,6 @@
  * the stamps are read and written by the main thread only. */
 struct cnd_hosts_state_s {
     cnd_shared_t shared;   /* the current table, read by workers   */
-    bool shared_on;        /* shared was initialised               */
     cnd_hosts_list_t inl;  /* inline records: kept by every reload */
     bool loaded;           /* the file was read once               */
     struct timespec mtime; /* of the file last read                */
@@ -91,7 +87,8 @@ hosts_zone_add(cnd_conf_t *cf, hosts_zones_t *zl, const char *text)
     knot_dname_to_lower(wire);
     if (zl->n == zl->cap) {
         size_t cap = zl->cap != 0 ? zl->cap * 2 : 8;
-        const knot_dname_t **v = cnd_arena_alloc(&cf->arena, cap * sizeof(*v));
+        const knot_dname_t **v =
+            cnd_arena_alloc(cnd_conf_arena(cf), cap * sizeof(*v));
         if (v == NULL) {
             return -1;
         }
@@ -101,7 +98,8 @@ hosts_zone_add(cnd_conf_t *cf, hosts_zones_t *zl, const char *text)
         zl->v = v;
         zl->cap = cap;
     }
-    zl->v[zl->n] = cnd_arena_memdup(&cf->arena, wire, knot_dname_size(wire));
+    zl->v[zl->n] =
+        cnd_arena_memdup(cnd_conf_arena(cf), wire, knot_dname_size(wire));
     return zl->v[zl->n++] != NULL ? 0 : -1;
 }
 
@@ -125,7 +123,7 @@ hosts_zone_keep(void *ud, const knot_dname_t *zone)
 }
 
 
-/* The zones an argument stands for (core/zone.h); one that is no valid
+/* The zones an argument stands for (dns/zone.h); one that is no valid
  * name is skipped, as CoreDNS skips what it cannot normalise. */
 static int
 hosts_arg_zones(cnd_conf_t *cf, hosts_zones_t *zl, const char *arg)
@@ -274,7 +272,7 @@ hosts_text_add(cnd_conf_t *cf, hosts_text_t *t, const char *s)
         while (cap < t->len + n + 1) {
             cap *= 2;
         }
-        char *buf = cnd_arena_alloc(&cf->arena, cap);
+        char *buf = cnd_arena_alloc(cnd_conf_arena(cf), cap);
         if (buf == NULL) {
             return -1;
         }
@@ -364,9 +362,11 @@ hosts_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
             return cnd_disp_err(d, "out of memory");
         }
     } else {
-        const cnd_server_t *srv = cnd_conf_server(cf);
-        for (size_t i = 0; srv != NULL && i < srv->nzones; i++) {
-            if (hosts_zone_add(cf, &zl, srv->zones[i].name) != 0) {
+        size_t nzones;
+        const cnd_zone_t *zones =
+            cnd_server_zones(cnd_conf_server(cf), &nzones);
+        for (size_t i = 0; i < nzones; i++) {
+            if (hosts_zone_add(cf, &zl, zones[i].name) != 0) {
                 return cnd_disp_err(d, "out of memory");
             }
         }
@@ -566,16 +566,7 @@ hosts_load(cnd_hosts_conf_t *c, bool first)
         cnd_log(CND_LOG_DEBUG, "hosts", "Parsed hosts file into %zu entries",
                 parsed);
     }
-    if (!st->shared_on) {
-        if (cnd_shared_init(&st->shared, &t->ref) != 0) {
-            cnd_ref_put(&t->ref);
-            return -1;
-        }
-        st->shared_on = true;
-    } else {
-        cnd_shared_set(&st->shared, &t->ref);
-    }
-    return 0;
+    return cnd_shared_publish(&st->shared, &t->ref);
 }
 
 
@@ -598,10 +589,10 @@ cnd_hosts_reload_now(cnd_hosts_conf_t *c)
 const cnd_hosts_table_t *
 cnd_hosts_current(const cnd_hosts_conf_t *c)
 {
-    if (c->state == NULL || !c->state->shared_on) {
+    if (c->state == NULL) {
         return NULL;
     }
-    return (const cnd_hosts_table_t *)c->state->shared.cur;
+    return (const cnd_hosts_table_t *)cnd_shared_current(&c->state->shared);
 }
 
 
@@ -636,9 +627,7 @@ hosts_fini(cnd_inst_t *self)
     if (c == NULL || c->state == NULL) {
         return;
     }
-    if (c->state->shared_on) {
-        cnd_shared_deinit(&c->state->shared);
-    }
+    cnd_shared_deinit(&c->state->shared);
     cnd_hosts_list_free(&c->state->inl);
     free(c->state);
     c->state = NULL;
@@ -836,6 +825,32 @@ hosts_query(cnd_req_t *r, cnd_inst_t *self)
 }
 
 
+/* For "candor doctor": one name this instance answers, to ask as an
+ * internal name: an entry of the Corefile's own first, else of the file;
+ * no wildcard. */
+static void
+hosts_facts(const cnd_inst_t *self, void (*emit)(void *ud, const cnd_fact_t *f),
+            void *ud)
+{
+    const cnd_hosts_conf_t *c = self->conf;
+    char ip[64], name[KNOT_DNAME_TXT_MAXLEN + 1] = "";
+    if (c->inline_text == NULL ||
+        sscanf(c->inline_text, "%63s %253s", ip, name) != 2 || name[0] == '*') {
+        name[0] = '\0';
+        const cnd_hosts_table_t *tb = cnd_hosts_current(c);
+        for (size_t k = 0; tb != NULL && k < tb->nnames; k++) {
+            if (tb->names[k].name[0] != 1 || tb->names[k].name[1] != '*') {
+                knot_dname_to_str(name, tb->names[k].name, sizeof(name));
+                break;
+            }
+        }
+    }
+    if (name[0] != '\0') {
+        emit(ud, &(cnd_fact_t){.kind = CND_FACT_NAME, .text = name});
+    }
+}
+
+
 const cnd_plugin_t cnd_plugin_hosts = {
     .name = "hosts",
     .flags = CND_PLUGIN_ONCE,
@@ -846,4 +861,5 @@ const cnd_plugin_t cnd_plugin_hosts = {
     .worker_init = hosts_worker_init,
     .worker_fini = hosts_worker_fini,
     .query = hosts_query,
+    .facts = hosts_facts,
 };

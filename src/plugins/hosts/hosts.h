@@ -18,7 +18,7 @@
 
 #include <libknot/libknot.h>
 
-#include "core/shared.h"
+#include "core/plugin.h"
 
 /* Where a record came from.  Lookups return the file's part first, as
  * CoreDNS does. */

@@ -37,9 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/conf.h"
 #include "core/plugin.h"
-#include "core/shared.h"
 #include "dns/msg.h"
 #include "plugins/loadbalance/loadbalance.h"
 #include "util/duration.h"
@@ -103,8 +101,7 @@ typedef struct {
 /* The weight file's state.  Main thread, but for @shared. */
 struct cnd_lb_wstate_s {
     cnd_shared_t shared; /* the current table, read by workers */
-    bool shared_on;
-    char *last; /* what the file held at the last read */
+    char *last;          /* what the file held at the last read */
     size_t last_len;
     bool have_last;
 };
@@ -299,8 +296,8 @@ static int
 lb_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
 {
     cnd_lb_conf_t *c = conf;
-    c->prefer =
-        cnd_arena_zalloc(&cf->arena, LB_MAX_PREFER * sizeof(*c->prefer));
+    c->prefer = cnd_arena_zalloc(cnd_conf_arena(cf),
+                                 LB_MAX_PREFER * sizeof(*c->prefer));
     if (c->prefer == NULL) {
         return cnd_disp_err(d, "out of memory");
     }
@@ -323,7 +320,7 @@ lb_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
                 return cnd_disp_err(d, "unexpected argument(s)");
             }
             c->policy = CND_LB_WEIGHTED;
-            c->wfile = cnd_arena_strdup(&cf->arena, args[1]);
+            c->wfile = cnd_arena_strdup(cnd_conf_arena(cf), args[1]);
             c->reload_ns = LB_DEFAULT_RELOAD;
             if (c->wfile == NULL) {
                 return cnd_disp_err(d, "out of memory");
@@ -609,23 +606,6 @@ lb_read_file(const char *path, char **out, size_t *outlen)
 }
 
 
-/* Swap @t in (its reference passes on).  Returns 0 or -1. */
-static int
-lb_publish(cnd_lb_wstate_t *ws, lb_table_t *t)
-{
-    if (ws->shared_on) {
-        cnd_shared_set(&ws->shared, &t->ref);
-        return 0;
-    }
-    if (cnd_shared_init(&ws->shared, &t->ref) != 0) {
-        cnd_ref_put(&t->ref);
-        return -1;
-    }
-    ws->shared_on = true;
-    return 0;
-}
-
-
 /* Read the weight file; when its content changed, parse it and swap the
  * new table in.  Returns 0 (also when unchanged), -1 with the parse error
  * in @err, or -2 when the file cannot be read (@err says why).  Main
@@ -657,7 +637,7 @@ lb_weights_load(cnd_lb_conf_t *c, char *err, size_t errlen)
     if (t == NULL) {
         return -1;
     }
-    if (lb_publish(ws, t) != 0) {
+    if (cnd_shared_publish(&ws->shared, &t->ref) != 0) {
         snprintf(err, errlen, "weight file %s: out of memory", c->wfile);
         return -1;
     }
@@ -689,10 +669,10 @@ cnd_lb_reload_now(cnd_lb_conf_t *c)
 long
 cnd_lb_weight_count(const cnd_lb_conf_t *c)
 {
-    if (c->ws == NULL || !c->ws->shared_on) {
-        return -1;
-    }
-    return (long)((const lb_table_t *)c->ws->shared.cur)->n;
+    const lb_table_t *t =
+        c->ws != NULL ? (const lb_table_t *)cnd_shared_current(&c->ws->shared)
+                      : NULL;
+    return t != NULL ? (long)t->n : -1;
 }
 
 
@@ -718,13 +698,14 @@ lb_init(cnd_conf_t *cf, cnd_inst_t *self)
                 "Failed to open weight file:%s. Will try again in %s", err,
                 cnd_duration_format(c->reload_ns, d, sizeof(d)));
     }
-    if (!c->ws->shared_on) { /* nothing read yet: every weight is 1 */
+    if (cnd_shared_current(&c->ws->shared) == NULL) {
+        /* nothing read yet: every weight is 1 */
         lb_table_t *t = calloc(1, sizeof(*t));
         if (t == NULL) {
             return cnd_conf_err(cf, self, "out of memory");
         }
         cnd_ref_init(&t->ref, lb_table_free);
-        if (lb_publish(c->ws, t) != 0) {
+        if (cnd_shared_publish(&c->ws->shared, &t->ref) != 0) {
             return cnd_conf_err(cf, self, "out of memory");
         }
     }
@@ -742,9 +723,7 @@ lb_fini(cnd_inst_t *self)
     if (c == NULL || c->ws == NULL) {
         return;
     }
-    if (c->ws->shared_on) {
-        cnd_shared_deinit(&c->ws->shared);
-    }
+    cnd_shared_deinit(&c->ws->shared);
     free(c->ws->last);
     free(c->ws);
     c->ws = NULL;
@@ -1191,7 +1170,7 @@ lb_pick_top(const cnd_lb_conf_t *c, cnd_lb_work_t *w, const uint8_t *wire,
             const lb_rr_t *rr, size_t m)
 {
     const lb_table_t *t = NULL;
-    if (c->ws != NULL && c->ws->shared_on) {
+    if (c->ws != NULL) {
         t = (const lb_table_t *)cnd_shared_get(&c->ws->shared, &w->view);
     }
     size_t first = 0, last = 0;

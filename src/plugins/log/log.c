@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/conf.h"
 #include "core/plugin.h"
 #include "dns/msg.h"
 #include "util/duration.h"
@@ -116,9 +115,10 @@ log_compile(cnd_conf_t *cf, const char *format, log_rule_t *rule)
         o = sizeof(expanded) - 1;
     }
     expanded[o] = '\0';
-    const char *text = cnd_arena_strdup(&cf->arena, expanded);
+    const char *text = cnd_arena_strdup(cnd_conf_arena(cf), expanded);
     size_t max = 2 * strlen(expanded) + 1;
-    log_piece_t *pieces = cnd_arena_zalloc(&cf->arena, max * sizeof(*pieces));
+    log_piece_t *pieces =
+        cnd_arena_zalloc(cnd_conf_arena(cf), max * sizeof(*pieces));
     if (text == NULL || pieces == NULL) {
         return -1;
     }
@@ -165,7 +165,7 @@ log_add_rule(cnd_conf_t *cf, cnd_disp_t *d, log_conf_t *c, const char *name,
         return cnd_disp_err(d, "more than %d log rules", LOG_MAX_RULES);
     }
     log_rule_t *rule = &c->rules[c->nrules];
-    knot_dname_t *dn = cnd_arena_alloc(&cf->arena, KNOT_DNAME_MAXLEN);
+    knot_dname_t *dn = cnd_arena_alloc(cnd_conf_arena(cf), KNOT_DNAME_MAXLEN);
     if (dn == NULL ||
         knot_dname_from_str(dn, name, KNOT_DNAME_MAXLEN) == NULL) {
         return cnd_disp_err(d, "not a valid domain name: %s", name);

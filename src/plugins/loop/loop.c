@@ -35,7 +35,6 @@
 #include <libknot/libknot.h>
 #include <uv.h>
 
-#include "core/conf.h"
 #include "core/plugin.h"
 #include "plugins/loop/loop.h"
 #include "util/log.h"
@@ -83,9 +82,11 @@ loop_random62(uint64_t *out)
 static void
 loop_set_dest(cnd_loop_conf_t *c, const cnd_server_t *srv)
 {
-    uint16_t port = srv->zones[0].port;
+    size_t nzones, nbinds;
+    uint16_t port = cnd_server_zones(srv, &nzones)[0].port;
+    const struct sockaddr_storage *binds = cnd_server_binds(srv, &nbinds);
     memset(&c->dest, 0, sizeof(c->dest));
-    if (srv->nbinds == 0) {
+    if (nbinds == 0) {
         snprintf(c->listen, sizeof(c->listen), ":%u", port);
         struct sockaddr_in *in = (struct sockaddr_in *)&c->dest;
         in->sin_family = AF_INET;
@@ -94,16 +95,9 @@ loop_set_dest(cnd_loop_conf_t *c, const cnd_server_t *srv)
         c->destlen = sizeof(*in);
         return;
     }
-    c->dest = srv->binds[0];
-    if (c->dest.ss_family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&c->dest;
-        in->sin_port = htons(port);
-        c->destlen = sizeof(*in);
-    } else {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&c->dest;
-        in6->sin6_port = htons(port);
-        c->destlen = sizeof(*in6);
-    }
+    c->dest = binds[0];
+    cnd_addr_set_port(&c->dest, port);
+    c->destlen = cnd_addr_len(&c->dest);
     cnd_addr_str(&c->dest, c->listen, sizeof(c->listen), true);
     if (cnd_addr_is_any(&c->dest)) {
         if (c->dest.ss_family == AF_INET) {
@@ -321,7 +315,8 @@ loop_init(cnd_conf_t *cf, cnd_inst_t *self)
     }
     c->st->fd = -1;
     c->cf = cf;
-    c->zone = srv->zones[0].name;
+    size_t nzones;
+    c->zone = cnd_server_zones(srv, &nzones)[0].name;
     if (loop_random62(&r1) != 0 || loop_random62(&r2) != 0) {
         return cnd_conf_err(cf, self, "no random numbers: %s", strerror(errno));
     }

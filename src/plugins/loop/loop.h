@@ -19,7 +19,7 @@
 
 #include <libknot/libknot.h>
 
-#include "core/conf.h"
+#include "core/plugin.h"
 
 /* As CoreDNS's loop: the exchange's timeout, the sleep after a failed
  * try, and the window in which tries start. */

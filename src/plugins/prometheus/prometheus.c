@@ -18,12 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/http.h"
-#include "core/conf.h"
-#include "core/metrics.h"
 #include "core/plugin.h"
-#include "core/server.h"
-#include "core/worker.h"
 #include "dns/msg.h"
 
 /* The type label: CoreDNS's monitored types, everything else "other". */
@@ -127,12 +122,16 @@ static const cnd_mfamily_t prom_m_enabled = {
     0};
 
 typedef struct {
-    /* First: candor doctor reads the address through the conf. */
-    const char *addr;
+    const char *addr; /* the /metrics endpoint, "host:port" */
     /* The server label of each listen address of the block: one per bind,
      * or one "dns://:PORT" without. */
     const char **servers;
     size_t nservers;
+    /* The block's zones and listen addresses (cnd_server_zones/binds). */
+    const cnd_zone_t *zones;
+    size_t nzones;
+    const struct sockaddr_storage *binds;
+    size_t nbinds;
 } prom_conf_t;
 
 /* The series of one (zone, server) on one worker, made on first use. */
@@ -177,24 +176,18 @@ static int
 prom_init(cnd_conf_t *cf, cnd_inst_t *self)
 {
     prom_conf_t *c = self->conf;
-    const cnd_server_t *srv = self->srv;
-    uint16_t port = srv->nzones > 0 ? srv->zones[0].port : 53;
-    c->nservers = srv->nbinds > 0 ? srv->nbinds : 1;
-    c->servers = cnd_arena_zalloc(&cf->arena, c->nservers * sizeof(char *));
+    c->zones = cnd_server_zones(self->srv, &c->nzones);
+    c->binds = cnd_server_binds(self->srv, &c->nbinds);
+    c->nservers = c->nbinds > 0 ? c->nbinds : 1;
+    c->servers =
+        cnd_arena_zalloc(cnd_conf_arena(cf), c->nservers * sizeof(char *));
     if (c->servers == NULL) {
         return cnd_conf_err(cf, self, "out of memory");
     }
     for (size_t i = 0; i < c->nservers; i++) {
-        char ip[64] = "";
-        if (srv->nbinds > 0) {
-            cnd_addr_str(&srv->binds[i], ip, sizeof(ip), false);
-            if (srv->binds[i].ss_family == AF_INET6) {
-                char v6[70];
-                snprintf(v6, sizeof(v6), "[%s]", ip);
-                snprintf(ip, sizeof(ip), "%s", v6);
-            }
-        }
-        c->servers[i] = cnd_arena_printf(&cf->arena, "dns://%s:%u", ip, port);
+        char label[80];
+        cnd_server_label(self->srv, i, label, sizeof(label));
+        c->servers[i] = cnd_arena_strdup(cnd_conf_arena(cf), label);
         if (c->servers[i] == NULL) {
             return cnd_conf_err(cf, self, "out of memory");
         }
@@ -225,22 +218,23 @@ static void
 prom_enabled(cnd_inst_t *self, bool start)
 {
     prom_conf_t *c = self->conf;
-    const cnd_server_t *srv = self->srv;
     cnd_mstore_t *st = cnd_main_metrics();
     if (st == NULL) {
         return;
     }
+    size_t nchain;
+    const cnd_inst_t *chain = cnd_server_chain(self->srv, &nchain);
     for (size_t s = 0; s < c->nservers; s++) {
-        for (size_t z = 0; z < srv->nzones; z++) {
-            for (size_t i = 0; i < srv->nchain; i++) {
-                const cnd_plugin_t *p = srv->chain[i].plugin;
+        for (size_t z = 0; z < c->nzones; z++) {
+            for (size_t i = 0; i < nchain; i++) {
+                const cnd_plugin_t *p = chain[i].plugin;
                 if (p->query == NULL && p->response == NULL &&
                     p->finish == NULL) {
                     continue;
                 }
-                cnd_series_t *m = cnd_metric_series_ref(
-                    st, &prom_m_enabled, c->servers[s], srv->zones[z].name, "",
-                    p->name, NULL);
+                cnd_series_t *m =
+                    cnd_metric_series_ref(st, &prom_m_enabled, c->servers[s],
+                                          c->zones[z].name, "", p->name, NULL);
                 if (m == NULL) {
                     continue;
                 }
@@ -300,7 +294,7 @@ prom_worker_init(cnd_worker_t *w, cnd_inst_t *self, void **wdata)
         return -1;
     }
     pw->st = cnd_worker_metrics(w);
-    pw->zs = calloc((self->srv->nzones + 1) * c->nservers, sizeof(*pw->zs));
+    pw->zs = calloc((c->nzones + 1) * c->nservers, sizeof(*pw->zs));
     if (pw->zs == NULL) {
         free(pw);
         return -1;
@@ -323,21 +317,10 @@ prom_worker_fini(cnd_worker_t *w, cnd_inst_t *self, void *wdata)
 
 /* Which listen address of the block the query came to (@local). */
 static size_t
-prom_server_of(const struct sockaddr_storage *local, const cnd_server_t *srv)
+prom_server_of(const struct sockaddr_storage *local, const prom_conf_t *c)
 {
-    for (size_t i = 0; i < srv->nbinds; i++) {
-        const struct sockaddr_storage *b = &srv->binds[i];
-        if (b->ss_family != local->ss_family) {
-            continue;
-        }
-        if (b->ss_family == AF_INET &&
-            ((const struct sockaddr_in *)b)->sin_addr.s_addr ==
-                ((const struct sockaddr_in *)local)->sin_addr.s_addr) {
-            return i;
-        }
-        if (b->ss_family == AF_INET6 &&
-            memcmp(&((const struct sockaddr_in6 *)b)->sin6_addr,
-                   &((const struct sockaddr_in6 *)local)->sin6_addr, 16) == 0) {
+    for (size_t i = 0; i < c->nbinds; i++) {
+        if (cnd_addr_same_ip(&c->binds[i], local)) {
             return i;
         }
     }
@@ -379,13 +362,12 @@ static void
 prom_count(cnd_req_t *r, cnd_inst_t *self, prom_worker_t *pw)
 {
     prom_conf_t *c = self->conf;
-    const cnd_server_t *srv = self->srv;
     /* CoreDNS counts a query no block took under zone "dropped". */
-    size_t zi = r->zone != NULL ? (size_t)(r->zone - srv->zones) : srv->nzones;
-    if (zi > srv->nzones) {
+    size_t zi = r->zone != NULL ? (size_t)(r->zone - c->zones) : c->nzones;
+    if (zi > c->nzones) {
         return;
     }
-    size_t si = prom_server_of(&r->local, srv);
+    size_t si = prom_server_of(&r->local, c);
     prom_zs_t *zs = &pw->zs[zi * c->nservers + si];
     const char *server = c->servers[si];
     const char *zone = r->zone != NULL ? r->zone->name : "dropped";
@@ -444,6 +426,17 @@ prom_unrouted(cnd_req_t *r, cnd_inst_t *self)
 }
 
 
+/* For "candor doctor": where the endpoint is. */
+static void
+prom_facts(const cnd_inst_t *self, void (*emit)(void *ud, const cnd_fact_t *f),
+           void *ud)
+{
+    const prom_conf_t *c = self->conf;
+    emit(ud, &(cnd_fact_t){
+                 .kind = CND_FACT_HTTP, .text = c->addr, .path = "/metrics"});
+}
+
+
 const cnd_plugin_t cnd_plugin_prometheus = {
     .name = "prometheus",
     .flags = CND_PLUGIN_ONCE,
@@ -456,4 +449,5 @@ const cnd_plugin_t cnd_plugin_prometheus = {
     .worker_fini = prom_worker_fini,
     .finish = prom_finish,
     .unrouted = prom_unrouted,
+    .facts = prom_facts,
 };

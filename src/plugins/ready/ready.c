@@ -28,8 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin/http.h"
-#include "core/conf.h"
 #include "core/plugin.h"
 #include "util/log.h"
 
@@ -38,7 +36,6 @@
 /* Config lifetime.  addr and continuously are const after parse();
  * seen and next are under ready_lock, served is the main thread's. */
 typedef struct {
-    /* First: candor doctor reads the address through the conf. */
     const char *addr;
     bool continuously;
     bool *seen;       /* by wslot: said ready once (until-ready)  */
@@ -92,7 +89,10 @@ static int
 ready_init(cnd_conf_t *cf, cnd_inst_t *self)
 {
     ready_conf_t *c = self->conf;
-    c->seen = cnd_arena_zalloc(&cf->arena, cf->ninsts * sizeof(*c->seen) + 1);
+    size_t ninsts;
+    cnd_conf_insts(cf, &ninsts);
+    c->seen =
+        cnd_arena_zalloc(cnd_conf_arena(cf), ninsts * sizeof(*c->seen) + 1);
     if (c->seen == NULL) {
         return cnd_conf_err(cf, self, "out of memory");
     }
@@ -167,8 +167,10 @@ ready_block(const cnd_conf_t *cf, const cnd_inst_t *r, const char **names,
             size_t n)
 {
     ready_conf_t *c = r->conf;
-    for (size_t i = 0; i < cf->ninsts; i++) {
-        cnd_inst_t *in = cf->insts[i];
+    size_t ninsts;
+    cnd_inst_t *const *insts = cnd_conf_insts(cf, &ninsts);
+    for (size_t i = 0; i < ninsts; i++) {
+        cnd_inst_t *in = insts[i];
         if (in->srv != r->srv || in->plugin->ready == NULL) {
             continue;
         }
@@ -228,8 +230,10 @@ ready_join(const char **names, size_t n)
 static char *
 ready_check(int *status)
 {
-    const cnd_conf_t *cf = ready_tail->srv->conf;
-    const char **names = malloc((cf->ninsts + 1) * sizeof(*names));
+    const cnd_conf_t *cf = cnd_server_snapshot(ready_tail->srv);
+    size_t ninsts;
+    cnd_conf_insts(cf, &ninsts);
+    const char **names = malloc((ninsts + 1) * sizeof(*names));
     *status = 500;
     if (names == NULL) {
         return NULL;
@@ -237,7 +241,7 @@ ready_check(int *status)
     size_t n = 0;
     for (cnd_inst_t *in = ready_head; in != NULL;
          in = ((ready_conf_t *)in->conf)->next) {
-        if (in->srv->conf == cf) {
+        if (cnd_server_snapshot(in->srv) == cf) {
             n = ready_block(cf, in, names, n);
         }
     }
@@ -308,6 +312,17 @@ ready_unserve(cnd_inst_t *self)
 }
 
 
+/* For "candor doctor": where the endpoint is. */
+static void
+ready_facts(const cnd_inst_t *self, void (*emit)(void *ud, const cnd_fact_t *f),
+            void *ud)
+{
+    const ready_conf_t *c = self->conf;
+    emit(ud, &(cnd_fact_t){
+                 .kind = CND_FACT_HTTP, .text = c->addr, .path = "/ready"});
+}
+
+
 const cnd_plugin_t cnd_plugin_ready = {
     .name = "ready",
     .flags = CND_PLUGIN_ONCE,
@@ -317,4 +332,5 @@ const cnd_plugin_t cnd_plugin_ready = {
     .start = ready_start,
     .shutdown = ready_unserve,
     .stop = ready_unserve,
+    .facts = ready_facts,
 };

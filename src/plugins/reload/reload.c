@@ -16,10 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/conf.h"
-#include "core/metrics.h"
 #include "core/plugin.h"
-#include "core/server.h"
 #include "util/duration.h"
 #include "util/log.h"
 
@@ -141,7 +138,7 @@ reload_tick(void *arg)
 {
     reload_conf_t *c = arg;
     size_t len;
-    char *text = cnd_conf_read(c->cf->file, &len);
+    char *text = cnd_conf_read(cnd_conf_file(c->cf), &len);
     if (text == NULL) {
         return; /* CoreDNS skips a tick it cannot read */
     }
@@ -151,8 +148,8 @@ reload_tick(void *arg)
     char err[1024];
     uint8_t now[RELOAD_HASH_LEN];
     int rc =
-        cnd_corefile_parse(&a, c->cf->file, text, len, cnd_conf_directive_known,
-                           &parsed, err, sizeof(err));
+        cnd_corefile_parse(&a, cnd_conf_file(c->cf), text, len,
+                           cnd_conf_directive_known, &parsed, err, sizeof(err));
     if (rc != 0) {
         /* Said once per content of the file, and counted. */
         cnd_arena_deinit(&a);
@@ -189,16 +186,18 @@ reload_init(cnd_conf_t *cf, cnd_inst_t *self)
     reload_conf_t *c = self->conf;
     c->cf = cf;
     /* Only the first reload line of the Corefile drives it. */
-    for (size_t i = 0; i < cf->ninsts; i++) {
-        if (cf->insts[i]->plugin == self->plugin) {
-            c->driver = cf->insts[i] == self;
+    size_t ninsts;
+    cnd_inst_t *const *insts = cnd_conf_insts(cf, &ninsts);
+    for (size_t i = 0; i < ninsts; i++) {
+        if (insts[i]->plugin == self->plugin) {
+            c->driver = insts[i] == self;
             break;
         }
     }
     if (!c->driver) {
         return 0;
     }
-    if (reload_hash(&cf->cf, c->running) != 0) {
+    if (reload_hash(cnd_conf_corefile(cf), c->running) != 0) {
         return cnd_conf_err(cf, self, "cannot compute SHA-512");
     }
     memcpy(c->last, c->running, sizeof(c->last));

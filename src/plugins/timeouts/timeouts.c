@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/conf.h"
 #include "core/plugin.h"
 #include "util/duration.h"
 
@@ -21,7 +20,7 @@ static int
 timeouts_parse(cnd_conf_t *cf, cnd_disp_t *d, void *conf)
 {
     (void)conf;
-    cnd_tcp_opts_t *tcp = &cnd_conf_server(cf)->tcp;
+    cnd_tcp_opts_t *tcp = cnd_server_tcp(cnd_conf_server(cf));
     while (cnd_disp_next(d)) {
         const char *none[1];
         if (cnd_disp_args(d, none, 1) > 0) {

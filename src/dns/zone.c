@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/zone.c - zone names as the Corefile writes them.
+ * dns/zone.c - zone names as the Corefile writes them.
  */
-#include "core/zone.h"
+#include "dns/zone.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

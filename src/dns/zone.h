@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * core/zone.h - zone names as the Corefile writes them.
+ * dns/zone.h - zone names as the Corefile writes them.
  *
  * Server block keys and plugin arguments name zones the same way:
  * "example.org", "dns://example.org:53", or a CIDR that stands for reverse
@@ -8,8 +8,8 @@
  * that turns such text into zone names (CoreDNS's plugin.Host().
  * NormalizeExact() and its address parser).
  */
-#ifndef CND_CORE_ZONE_H
-#define CND_CORE_ZONE_H
+#ifndef CND_DNS_ZONE_H
+#define CND_DNS_ZONE_H
 
 #include <libknot/libknot.h>
 
