@@ -48,6 +48,85 @@ def free_addr():
                               random.randint(1, 254))
 
 
+def wait_for(pred, timeout=5, what="the condition", step=0.02):
+    """Poll pred() every `step` seconds until it returns something true,
+    and return that.  After `timeout` seconds an AssertionError naming
+    `what` (and pred's last value).  Tests wait on the event itself with
+    this, never on a sleep that hopes it happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("waited %ss for %s; last: %r" % (timeout, what, v))
+        time.sleep(step)
+
+
+def _hexaddr(text):
+    """"0100007F:0035" of /proc/net/tcp (IPv4) -> ("127.0.0.1", 53)."""
+    ip, port = text.split(":")
+    return socket.inet_ntoa(bytes.fromhex(ip)[::-1]), int(port, 16)
+
+
+TCP_ESTABLISHED, TCP_LISTEN = 0x01, 0x0A
+
+
+def inet_sockets(proto="tcp"):
+    """The IPv4 sockets of /proc/net/tcp or /proc/net/udp: dicts with
+    local and remote ((addr, port)), state, tx_queue, rx_queue, inode."""
+    out = []
+    with open("/proc/net/" + proto) as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            tx, rx = fields[4].split(":")
+            out.append(dict(local=_hexaddr(fields[1]), remote=_hexaddr(fields[2]),
+                            state=int(fields[3], 16), tx_queue=int(tx, 16),
+                            rx_queue=int(rx, 16), inode=int(fields[9])))
+    return out
+
+
+def tcp_listeners(addr, port):
+    """How many TCP sockets listen on addr:port (one per worker)."""
+    return sum(1 for s in inet_sockets("tcp")
+               if s["state"] == TCP_LISTEN and s["local"] == (addr, port))
+
+
+def signal_pending(pid, sig):
+    """Is `sig` still pending for the process (not yet taken by a
+    handler): its shared mask or any thread's own (/proc/PID/status)."""
+    bit = 1 << (int(sig) - 1)
+    paths = ["/proc/%d/status" % pid] + [
+        "/proc/%d/task/%s/status" % (pid, t) for t in os.listdir("/proc/%d/task" % pid)]
+    for path in paths:
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith(("ShdPnd:", "SigPnd:")) and \
+                            int(line.split()[1], 16) & bit:
+                        return True
+        except FileNotFoundError:   # a thread that ended meanwhile
+            continue
+    return False
+
+
+def wait_file_read(path, timeout=10, what=None):
+    """Wait until a process reads `path` from now on (a timer that
+    rereads a file logs nothing when it finds it unchanged).  The file's
+    atime is set back behind its mtime first (content and mtime kept), so
+    that the next read moves it, even under relatime."""
+    st = os.stat(path)
+    if os.statvfs(path).f_flag & os.ST_NOATIME:
+        raise AssertionError("%s: mounted noatime, reads cannot be seen" % path)
+    os.utime(path, ns=(st.st_mtime_ns - 10 ** 10, st.st_mtime_ns))
+
+    def read():
+        now = os.stat(path)
+        return now.st_atime_ns >= now.st_mtime_ns
+    wait_for(read, timeout, what or "a read of %s" % path)
+
+
 class Server:
     """A running candor process."""
 
@@ -158,6 +237,25 @@ class Server:
         return subprocess.run([CANDOR, "ctl", "-s", self.ctl_path] +
                               list(args), capture_output=True, text=True,
                               timeout=timeout)
+
+    def stats(self):
+        """`candor ctl stats` as a dict of strings."""
+        out = self.ctl("stats")
+        assert out.returncode == 0, out.stderr
+        return dict(l.split("=", 1) for l in out.stdout.splitlines() if "=" in l)
+
+    def in_flight(self):
+        """The rows of `candor ctl dump_requestlist` (queries in flight)."""
+        out = self.ctl("dump_requestlist")
+        assert out.returncode == 0, out.stderr
+        return [l for l in out.stdout.splitlines() if not l.startswith("#")]
+
+    def wait_in_flight(self, n, timeout=5):
+        """Wait until at least n queries are in flight; their rows."""
+        def rows():
+            r = self.in_flight()
+            return r if len(r) >= n else None
+        return wait_for(rows, timeout, "%d queries in flight (dump_requestlist)" % n)
 
     def send_signal(self, sig):
         self.proc.send_signal(sig)

@@ -18,7 +18,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from conftest import free_addr, free_port, metric, scrape
+from conftest import free_addr, free_port, metric, scrape, wait_for
 from upstreams import closed_port
 
 
@@ -66,7 +66,7 @@ def test_hit_miss_aa_and_ttl_countdown(candor, upstream):
     assert r2.flags & dns.flags.AA  # hits are authoritative, as CoreDNS
     assert r2.answer[0][0].to_text() == "10.0.0.1"
     assert 299 <= ttl_of(r2) <= 300
-    time.sleep(2.1)
+    time.sleep(2.1)  # real time: the TTL must count down (not ordering)
     r3 = ask(s, "WWW.Example.")
     assert ttl_of(r3) <= 298
     assert str(r3.question[0].name) == "WWW.Example."  # the client's case
@@ -179,7 +179,7 @@ def test_failure_cache(candor, upstream):
     assert ede_of(r2)[0][1] == ede_of(r1)[0][1]
     assert ede_of(r2)[1][1].startswith("cache: cached failure, ")
     assert sf.total_queries == 1
-    time.sleep(5.2)  # servfail 5s, then asked again
+    time.sleep(5.2)  # real time: the 5 s servfail entry must expire
     ask(s, "f.example.")
     assert sf.total_queries == 2
     # our own failures (nothing answers) are remembered too
@@ -225,7 +225,7 @@ def test_prefetch(candor, upstream):
                                       "    }", metrics_port=mport),
                args=["-workers", "1"])
     ask(s, "p.example.")
-    time.sleep(2.2)  # 4 s TTL, 50%: 2 s or less left
+    time.sleep(2.2)  # real time: 4 s TTL, 50%: 2 s or less left
     ask(s, "p.example.")  # first hit
     assert u.total_queries == 1
     r = ask(s, "p.example.")  # second hit: fetch again in the background
@@ -286,7 +286,7 @@ def test_serve_stale_knotd_stopped(candor, knotd, mode):
     for n in STALE_NAMES:
         assert ask(s, n).rcode() == dns.rcode.NOERROR
     knotd.stop()
-    time.sleep(2.2)  # every entry expired
+    time.sleep(2.2)  # real time: the 2 s entries must expire
     for n in STALE_NAMES:
         t0 = time.time()
         r = ask(s, n)
@@ -299,10 +299,11 @@ def test_serve_stale_knotd_stopped(candor, knotd, mode):
         if mode == "verify":
             assert "refresh failed: forward: %s:%d udp connection refused" % (
                 knotd.addr, knotd.port) in text, text
-    # immediate: the next answers say why the refresh failed
-    time.sleep(0.2)
-    r = ask(s, STALE_NAMES[0])
-    assert "refresh failed: forward: " in ede_of(r)[0][1]
+    # immediate: the next answers say why the refresh failed, once the
+    # background refresh has failed
+    wait_for(lambda: "refresh failed: forward: " in ede_of(
+        ask(s, STALE_NAMES[0]))[0][1], what="a stale answer naming the "
+             "failed refresh")
     # names never cached fail with their own cause
     r = ask(s, "nothere.example.test.")
     assert r.rcode() == dns.rcode.SERVFAIL
@@ -315,7 +316,7 @@ def test_serve_stale_nxdomain_is_19(candor, upstream):
                                       "        serve_stale 1h verify\n    }"))
     ask(s, "gone.example.")
     u.set_mode("refused")
-    time.sleep(1.2)
+    time.sleep(1.2)  # real time: the 1 s denial entry must expire
     r = ask(s, "gone.example.")
     assert r.rcode() == dns.rcode.NXDOMAIN
     (code, text), = ede_of(r)
@@ -332,7 +333,7 @@ def test_serve_stale_verify_timer(candor, upstream):
                args=["-workers", "1"])
     ask(s, "slowref.example.")
     u.set_mode("silent")
-    time.sleep(1.2)
+    time.sleep(1.2)  # real time: the 1 s entry must expire
     t0 = time.time()
     r = ask(s, "slowref.example.")
     took = time.time() - t0
@@ -341,14 +342,14 @@ def test_serve_stale_verify_timer(candor, upstream):
     assert code == 3 and "the refresh took longer than 300ms" in text
     # a refresh that works gives a fresh answer, not a stale one
     u.set_mode("answer", ttl=60, address="10.0.0.9")
-    time.sleep(2.5)  # the silent refresh gives up; the next one may run
-    deadline = time.time() + 15
-    while time.time() < deadline:
+    # once the silent refresh has given up and RECHECK (2 s) has passed,
+    # the next query's refresh works
+    def fresh():
         r = ask(s, "slowref.example.")
-        if not ede_of(r):
-            break
-        time.sleep(0.5)
-    assert not ede_of(r) and r.answer[0][0].to_text() == "10.0.0.9"
+        return None if ede_of(r) else r
+    r = wait_for(fresh, timeout=15, step=0.1,
+                 what="a fresh answer (no EDE) once a refresh works")
+    assert r.answer[0][0].to_text() == "10.0.0.9"
 
 
 def test_refresh_at_most_once_per_30s(candor, upstream):
@@ -358,11 +359,12 @@ def test_refresh_at_most_once_per_30s(candor, upstream):
                args=["-workers", "1"])
     ask(s, "once.example.")
     u.set_mode("refused")
-    time.sleep(1.2)
+    time.sleep(1.2)  # real time: the 1 s entry must expire
     for _ in range(20):
         r = ask(s, "once.example.")
         assert ede_of(r)[0][0] == 3
-        time.sleep(0.05)
+        time.sleep(0.05)  # pacing: the 20 asks span a second
+    assert u.wait_queries(2)  # the background refresh reached it
     assert u.total_queries == 2  # the fill, and one refresh
 
 

@@ -23,7 +23,8 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from conftest import CANDOR, ROOT, free_addr, free_port, run_candor
+from conftest import (CANDOR, ROOT, free_addr, free_port, inet_sockets,
+                      run_candor, signal_pending, tcp_listeners, wait_for)
 
 CORPUS = os.path.join(ROOT, "tests", "corpus")
 
@@ -383,6 +384,21 @@ def _recv_frame(sock):
     return dns.message.from_wire(data)
 
 
+def _all_read(c):
+    """Has the server taken in all that client socket c sent: acked by
+    its kernel (our send queue empty) and read by candor (its receive
+    queue empty)?"""
+    me, peer = c.getsockname(), c.getpeername()
+    ours = theirs = None
+    for k in inet_sockets("tcp"):
+        if k["local"] == me and k["remote"] == peer:
+            ours = k
+        elif k["local"] == peer and k["remote"] == me:
+            theirs = k
+    return (ours is not None and theirs is not None and
+            ours["tx_queue"] == 0 and theirs["rx_queue"] == 0)
+
+
 def test_tcp_pipelining(candor):
     s = candor(BASIC)
     with socket.create_connection((s.addr, s.port), timeout=5) as c:
@@ -397,7 +413,8 @@ def test_tcp_pipelining(candor):
         # one query split in two writes, with a pause
         frame = _tcp_query(c, "split.example.", 7)
         c.sendall(frame[:5])
-        time.sleep(0.2)
+        wait_for(lambda: _all_read(c), what="the server reading the first "
+                 "5 bytes (/proc/net/tcp)")
         c.sendall(frame[5:])
         assert _recv_frame(c).id == 7
 
@@ -597,7 +614,7 @@ def test_log_formats_and_classes(candor):
     assert line == "[INFO] MX b.only.example. SERVFAIL 0 udp {nope}"
     line = s.wait_log(lambda l: "other.example." in l)
     assert line.endswith('"0"') and LOG_RE.match(line[:-4])
-    time.sleep(0.3)
+    time.sleep(0.3)  # negative check: a.only.example. is never logged
     assert not any("a.only.example." in l for l in s.log())
 
 
@@ -661,9 +678,11 @@ def test_graceful_stop_finishes_in_flight(candor):
                threading.Thread(target=ask, args=("tcp", True))]
     for t in threads:
         t.start()
-    time.sleep(0.3)
+    s.wait_in_flight(2)  # both held by erratic's 1 s delay
     s.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
+    # every worker has stopped reading UDP once its TCP listener is closed
+    wait_for(lambda: tcp_listeners(s.addr, s.port) == 0,
+             what="the TCP listeners to close after SIGTERM")
     # no new queries once stopping
     q = dns.message.make_query("new.example.", "A")
     assert s.raw_udp(q.to_wire(), timeout=0.5) is None
@@ -686,7 +705,8 @@ def test_sigint_stops(candor):
 def test_sighup_ignored(candor):
     s = candor(BASIC)
     s.send_signal(signal.SIGHUP)
-    time.sleep(0.2)
+    wait_for(lambda: not signal_pending(s.proc.pid, signal.SIGHUP),
+             what="candor's handler to take SIGHUP")
     assert s.query("hup.example.", "A").rcode() == dns.rcode.NOERROR
 
 

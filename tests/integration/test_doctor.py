@@ -18,7 +18,7 @@ import dns.message
 import dns.rcode
 import dns.rrset
 
-from conftest import CANDOR, free_addr, free_port
+from conftest import CANDOR, free_addr, free_port, metric, scrape, wait_for
 from upstreams import closed_port
 
 
@@ -197,13 +197,16 @@ def test_overloaded(candor, upstream):
             n += 1
             q = dns.message.make_query("load%d.example." % n, "A")
             sock.sendto(q.to_wire(), (s.addr, s.port))
-            time.sleep(0.01)
+            time.sleep(0.01)  # pacing: a steady trickle, not a flood
         sock.close()
 
     t = threading.Thread(target=load)
     t.start()
     try:
-        time.sleep(0.5)
+        # the two slots are taken and the trickle is being refused
+        wait_for(lambda: (metric(scrape(mport), "coredns_forward_max_concurrent"
+                                 "_rejects_total") or 0) >= 1,
+                 what="max_concurrent rejects (/metrics)")
         out = doctor(s, "www.example.com")
     finally:
         stop.set()

@@ -19,7 +19,8 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from conftest import free_addr, free_port, metric, run_candor, scrape
+from conftest import (free_addr, free_port, metric, run_candor, scrape,
+                      wait_for)
 from upstreams import closed_port
 
 
@@ -252,7 +253,7 @@ def test_max_concurrent_refused(candor, upstream):
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
     threads[0].start()
-    time.sleep(0.2)
+    assert u.wait_queries(1)  # the first holds the one slot upstream
     threads[1].start()
     for t in threads:
         t.join()
@@ -278,6 +279,7 @@ def test_one_silent_of_two_no_servfail(candor, upstream):
         return r.rcode()
 
     def snapshot():
+        # real time: a count taken at the 1.5 s mark, not an ordering sleep
         time.sleep(1.5 - (time.time() - t0))
         marks["at_1.5s"] = len([n for n in silent.qnames() if n != "."])
 
@@ -302,8 +304,11 @@ def test_health_check_brings_it_back(candor, upstream):
     s = candor(corefile([tgt(u), tgt(good)], "policy sequential"))
     for i in range(4):
         ask(s, "h%d.example." % i)
-    time.sleep(1.2)
-    assert "." in u.qnames()  # checked with ". IN NS"
+    down = re.compile(r"^  %s down " % re.escape(tgt(u)), re.M)
+    wait_for(lambda: down.search(s.ctl("upstreams").stdout),
+             what="%s down in `candor ctl upstreams`" % tgt(u))
+    wait_for(lambda: "." in u.qnames(),  # checked with ". IN NS"
+             what="a health check reaching %s" % tgt(u))
     probes = [q for p, q in u.queries if str(q.question[0].name) == "."]
     assert probes[0].question[0].rdtype == dns.rdatatype.NS
     assert probes[0].flags & dns.flags.RD
@@ -536,7 +541,7 @@ def test_max_concurrent_rejects_counted(candor, upstream):
 """ % (mport, tgt(u)), args=["-workers", "1"])
     t = threading.Thread(target=lambda: ask(s, "slow.example."))
     t.start()
-    time.sleep(0.2)
+    assert u.wait_queries(1)  # it holds the one slot upstream
     assert ask(s, "rejected.example.").rcode() == dns.rcode.REFUSED
     t.join()
     text = scrape(mport)

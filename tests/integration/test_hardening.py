@@ -30,7 +30,7 @@ def idle_cpu(pid, seconds=1.0):
     window, not an ordering sleep)."""
     hz = 100.0
     before = cpu_ticks(pid)
-    time.sleep(seconds)
+    time.sleep(seconds)  # real time: the measuring window
     return (cpu_ticks(pid) - before) / hz / seconds
 
 
@@ -266,7 +266,8 @@ def test_read_timeout_bounds_a_whole_message(candor):
             break
         if time.monotonic() - t0 > 8:
             break
-        # one byte every 0.3 s: far slower than any real client
+        # pacing: one byte every 0.3 s (0.2 s recv timeout + this), far
+        # slower than any real client
         time.sleep(0.1)
     c.close()
     assert closed_at is not None, "a byte every 0.3 s kept it open for 8 s"

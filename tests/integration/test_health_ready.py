@@ -214,12 +214,13 @@ def test_lameduck_keeps_serving_dns_and_health(candor):
     assert status(hp, "/health") == (200, "OK")
     t0 = time.monotonic()
     s.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    s.wait_log(lambda l: l == "[INFO] plugin/health: Going into lameduck "
+                              "mode for 2s")
     for i in range(5):
         assert s.proc.poll() is None
         assert status(hp, "/health") == (200, "OK")
         assert answered(s, "lame%d.example." % i)
-        time.sleep(0.2)
+        time.sleep(0.2)  # pacing: the checks spread over the lameduck
     assert time.monotonic() - t0 < 1.9
     rc = s.proc.wait(timeout=10)
     took = time.monotonic() - t0
@@ -254,7 +255,8 @@ def test_lameduck_fractional_and_sigint(candor):
 """ % hp)
     t0 = time.monotonic()
     s.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    s.wait_log(lambda l: l == "[INFO] plugin/health: Going into lameduck "
+                              "mode for 1.5s")
     assert status(hp, "/health") == (200, "OK")
     assert answered(s)
     assert s.proc.wait(timeout=10) == 0
@@ -335,6 +337,7 @@ def test_reload_keeps_endpoints_up_and_moves_them(candor):
     # Same addresses: the new snapshot registers before the old lets go,
     # so no request in between fails.
     bad = []
+    rounds = [0]
     stop = time.monotonic() + 1.5
 
     def poll():
@@ -343,11 +346,12 @@ def test_reload_keeps_endpoints_up_and_moves_them(candor):
                 got = status(port, path)
                 if got != (200, "OK"):
                     bad.append((path, got))
-            time.sleep(0.005)
+            rounds[0] += 1
+            time.sleep(0.005)  # pacing between rounds of GETs
 
     t = threading.Thread(target=poll)
     t.start()
-    time.sleep(0.2)
+    assert wait_for(lambda: rounds[0] >= 1)  # the poller is polling
     _reload(s, RELOAD % (h1, " {\n        lameduck 1s\n    }", r1), 1)
     t.join()
     assert bad == []

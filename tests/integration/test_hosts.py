@@ -283,6 +283,9 @@ def test_reload(candor, tmp_path):
     assert s.query("example.org", "A").rcode() == dns.rcode.SERVFAIL
     # the file removed: the last version keeps being served
     os.unlink(workdir / "hosts")
+    # ordering sleep: no event to wait on (NEEDS: hosts to show its reload
+    # ticks, e.g. a stats counter of checks or a debug line when the file
+    # is missing); 1.5 s holds at least one 1 s tick with the file gone
     time.sleep(1.5)
     assert answers(s.query("new.example.org", "A"), "A") == ["10.0.0.42"]
 
@@ -329,7 +332,7 @@ def test_reload_zero_disables(candor, tmp_path):
     }"""
     s, workdir = start(candor, tmp_path, block)
     (workdir / "hosts").write_text("10.0.0.42 www.example.org\n")
-    time.sleep(1.5)
+    time.sleep(1.5)  # negative check: no reload timer, nothing may change
     assert answers(s.query("www.example.org", "A"), "A") == ["10.0.0.1"]
 
 

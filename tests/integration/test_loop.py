@@ -9,7 +9,7 @@ import time
 import dns.rcode
 import dns.rdatatype
 
-from conftest import free_addr, free_port, run_candor
+from conftest import free_addr, free_port, inet_sockets, run_candor, wait_for
 
 FATAL = (r'\[FATAL\] plugin/loop: Loop \((127\.\d+\.\d+\.\d+:\d+) -> %s\) '
          r'detected for zone "%s", see https://coredns\.io/plugins/loop'
@@ -114,15 +114,20 @@ def test_healthy_upstream(candor, upstream):
     q = [m for _, m in up.queries if m.question[0].name.to_text() == got[0]]
     assert q[0].question[0].rdtype == dns.rdatatype.HINFO
     # The reply turned the check off: the same name three more times is
-    # no loop now, and other queries pass as ever.
-    time.sleep(0.3)
+    # no loop now, and other queries pass as ever.  Off once loop has
+    # closed its probe socket (connected to the server itself); a control
+    # command after that runs on the main thread after loop's job ended.
+    wait_for(lambda: not any(k["remote"] == (s.addr, s.port)
+                             for k in inet_sockets("udp")),
+             what="loop's probe socket to close (/proc/net/udp)")
+    assert s.ctl("help").returncode == 0
     for _ in range(3):
         r = s.query(got[0], "HINFO")
         assert r.rcode() == dns.rcode.NOERROR
     r = s.query("www.example.org.", "A")
     assert r.rcode() == dns.rcode.NOERROR
     assert r.answer[0][0].to_text() == "10.0.0.1"
-    time.sleep(1)
+    time.sleep(1)  # negative check: no further probe, no exit, in 1 s
     assert s.proc.poll() is None
     assert len(probes(up)) == 1 + 3, up.qnames()  # ours, never loop's
     assert not any(l.startswith("[FATAL]") for l in s.log())

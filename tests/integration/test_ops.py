@@ -240,7 +240,9 @@ def test_ctl_requestlist_parked_on_silent_upstream(candor, upstream):
     t = threading.Thread(target=lambda: result.append(
         s.query("stuck.example.", timeout=8)))
     t.start()
-    time.sleep(0.6)
+    assert u.wait_queries(1)  # parked: forwarded, never answered
+    s.wait_in_flight(1)
+    time.sleep(0.55)  # real time: its age must grow past 0.5 s (not ordering)
     out = s.ctl("dump_requestlist")
     assert out.returncode == 0, out.stderr
     rows = [l for l in out.stdout.splitlines() if not l.startswith("#")]

@@ -12,7 +12,8 @@ import dns.query
 import dns.rcode
 import pytest
 
-from conftest import free_port, metric, run_candor, scrape
+from conftest import (free_port, metric, run_candor, scrape, wait_file_read,
+                      wait_for)
 
 
 def write(server, text):
@@ -149,7 +150,10 @@ def test_inflight_queries_survive(candor, upstream):
     threads = [threading.Thread(target=ask) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.3)
+    s.wait_in_flight(4)  # all four parked on the slow upstream
+    wait_for(lambda: sum(int(v) for k, v in s.stats().items()
+                         if k.endswith(".tcp.connections")) >= 1,
+             what="the TCP connection accepted by a worker")
     write(s, hosts_block("10.0.0.9"))
     s.send_signal(signal.SIGUSR1)
     s.wait_log(lambda l: l == "[INFO] Reloading complete")
@@ -186,16 +190,23 @@ def test_reload_under_load(candor):
                 lost.append(n)
         sock.close()
 
+    def more_answers(n=50):
+        """Wait until the load got n more answers (from the running
+        configuration) than it has now."""
+        mark = answered[0]
+        wait_for(lambda: answered[0] >= mark + n,
+                 what="%d more answers under load" % n)
+
     threads = [threading.Thread(target=load) for _ in range(2)]
     for t in threads:
         t.start()
     for i in range(5):
-        time.sleep(0.2)
+        more_answers()
         write(s, hosts_block("10.0.0.%d" % (i + 2)))
         s.send_signal(signal.SIGUSR1)
         s.wait_log(lambda l, n=i + 1:
                    s.log().count("[INFO] Reloading complete") == n)
-    time.sleep(0.2)
+    more_answers()
     stop.set()
     for t in threads:
         t.join(10)
@@ -217,11 +228,16 @@ def test_reload_plugin_polls_the_file(candor):
                   value=hash1) == 1
     # comments and blank lines do not count as a change
     write(s, "# comment\n\n" + hosts_block("10.0.0.1", extra=extra))
-    time.sleep(3.5)
+    wait_file_read(s.conf, what="a reload tick reading the Corefile")
+    # a control command runs on the main thread, after that tick: no
+    # reload came of it
+    assert "# comment" not in s.ctl("config").stdout
     assert "[INFO] Reloading" not in s.log()
     # a real change is picked up within INTERVAL + JITTER/2
     write(s, hosts_block("10.0.0.2", extra=extra))
     wait_answer(s, ["10.0.0.2"], timeout=5)
+    s.wait_log(lambda _: sum("Running configuration SHA512" in l
+                             for l in s.log()) >= 2)
     lines = [l for l in s.log() if "Running configuration SHA512" in l]
     assert len(lines) == 2
     hash2 = lines[1].split(" = ")[1]
@@ -249,7 +265,9 @@ def test_reload_plugin_bad_edits(candor):
         "[ERROR] plugin/reload: Corefile changed but reload failed: "))
     assert re.search(r"plugin/cache: .*Corefile:\d+ - Error during parsing",
                      line), line
-    time.sleep(3)  # another tick: the same file is not tried again
+    # another tick: the same file is not tried again
+    wait_file_read(s.conf, what="another reload tick reading the Corefile")
+    assert s.ctl("help").returncode == 0  # main thread: that tick is over
     log = s.log()
     assert sum("Corefile parse failed" in l for l in log) == 1
     assert sum("Corefile changed but reload failed" in l for l in log) == 1
