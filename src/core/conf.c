@@ -41,17 +41,30 @@ const char cnd_default_corefile[] = ". {\n"
 static int conf_errf(cnd_conf_t *cf, const char *file, int line,
                      const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+static int conf_plugin_errf(cnd_conf_t *cf, const char *plugin,
+                            const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 static int
 conf_errf(cnd_conf_t *cf, const char *file, int line, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    cnd_cf_verr(cf->err, cf->errlen, NULL, file, line, fmt, ap);
     va_end(ap);
-    snprintf(cf->err, cf->errlen, "%s:%d - Error during parsing: %s", file,
-             line, msg);
+    return -1;
+}
+
+
+/* As conf_errf(), for plugin @plugin ("plugin/NAME: " first). */
+static int
+conf_plugin_errf(cnd_conf_t *cf, const char *plugin, const char *file, int line,
+                 const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cnd_cf_verr(cf->err, cf->errlen, plugin, file, line, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
@@ -59,13 +72,11 @@ conf_errf(cnd_conf_t *cf, const char *file, int line, const char *fmt, ...)
 int
 cnd_conf_err(cnd_conf_t *cf, const cnd_inst_t *self, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    cnd_cf_verr(cf->err, cf->errlen, self->plugin->name, self->file, self->line,
+                fmt, ap);
     va_end(ap);
-    snprintf(cf->err, cf->errlen, "plugin/%s: %s:%d - Error during parsing: %s",
-             self->plugin->name, self->file, self->line, msg);
     return -1;
 }
 
@@ -429,11 +440,9 @@ conf_setup_plugins(cnd_conf_t *cf, cnd_inst_t ***out, size_t *nout)
             }
             if ((e->plugin->flags & CND_PLUGIN_ONCE) && occ > 1) {
                 const cnd_token_t *t = &dir->tokens[starts[1]];
-                snprintf(cf->err, cf->errlen,
-                         "plugin/%s: %s:%d - Error during parsing: this "
-                         "plugin can only be used once per Server Block",
-                         e->name, t->file, t->line);
-                rc = -1;
+                rc = conf_plugin_errf(cf, e->name, t->file, t->line,
+                                      "this plugin can only be used once "
+                                      "per Server Block");
                 goto out;
             }
             if (e->plugin->flags & CND_PLUGIN_PER_LINE) {

@@ -439,13 +439,11 @@ static int
 cf_errf(cf_parser_t *p, const char *fmt, ...)
 {
     const cnd_token_t *t = cf_tok(p);
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    cnd_cf_verr(p->err, p->errlen, NULL, t != NULL ? t->file : p->filename,
+                t != NULL ? t->line : 0, fmt, ap);
     va_end(ap);
-    snprintf(p->err, p->errlen, "%s:%d - Error during parsing: %s",
-             t != NULL ? t->file : p->filename, t != NULL ? t->line : 0, msg);
     return -1;
 }
 

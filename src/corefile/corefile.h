@@ -17,6 +17,7 @@
 #ifndef CND_COREFILE_COREFILE_H
 #define CND_COREFILE_COREFILE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -111,6 +112,14 @@ const char *cnd_disp_file(const cnd_disp_t *d);
  * Returns how many there were (may be > @max: the caller then reports too
  * many arguments). */
 size_t cnd_disp_args(cnd_disp_t *d, const char **out, size_t max);
+
+/* The one form of a config error, CoreDNS's: "FILE:LINE - Error during
+ * parsing: MSG", after "plugin/NAME: " when @plugin is not NULL, into
+ * @err (@errlen bytes).  Returns -1.  The parser, the dispenser and the
+ * config loader all write their errors through it. */
+int cnd_cf_verr(char *err, size_t errlen, const char *plugin, const char *file,
+                int line, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
 
 /* Errors: write "FILE:LINE - Error during parsing: MSG" and return -1. */
 int cnd_disp_err(cnd_disp_t *d, const char *fmt, ...)

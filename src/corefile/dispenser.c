@@ -152,15 +152,26 @@ cnd_disp_args(cnd_disp_t *d, const char **out, size_t max)
 
 
 int
-cnd_disp_err(cnd_disp_t *d, const char *fmt, ...)
+cnd_cf_verr(char *err, size_t errlen, const char *plugin, const char *file,
+            int line, const char *fmt, va_list ap)
 {
     char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    snprintf(err, errlen, "%s%s%s%s:%d - Error during parsing: %s",
+             plugin != NULL ? "plugin/" : "", plugin != NULL ? plugin : "",
+             plugin != NULL ? ": " : "", file, line, msg);
+    return -1;
+}
+
+
+int
+cnd_disp_err(cnd_disp_t *d, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    cnd_cf_verr(d->err, d->errlen, NULL, cnd_disp_file(d), cnd_disp_line(d),
+                fmt, ap);
     va_end(ap);
-    snprintf(d->err, d->errlen, "%s:%d - Error during parsing: %s",
-             cnd_disp_file(d), cnd_disp_line(d), msg);
     return -1;
 }
 
