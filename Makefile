@@ -86,13 +86,17 @@ $(BUILD)/obj/gen/plugins.o: $(BUILD)/gen/plugins.c
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
-# Each unit test is a program of its own, linked with everything but main.
+# Each unit test is a program of its own, linked with everything but main
+# and with tests/unit/vloop.c (a server on virtual time; its clock is off
+# until a test turns it on).
+UNIT_LIB_OBJ := $(BUILD)/obj/tests/unit/vloop.o
 vpath test_%.c tests/unit $(wildcard src/plugins/*)
 vpath %_test.c $(wildcard src/plugins/*)
-$(BUILD)/unit/%: %.c $(LIB_OBJ)
+$(BUILD)/unit/%: %.c $(LIB_OBJ) $(UNIT_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS) $(TEST_LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -o $@ $< $(LIB_OBJ) \
+	    $(UNIT_LIB_OBJ) $(LDLIBS) $(TEST_LDLIBS)
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done

@@ -200,6 +200,15 @@ struct cnd_worker_s {
 /* worker.c: start the thread of @w on @conf, using w->socks; wait until
  * it serves (0) or failed (-1, reason in w->start_err). */
 int cnd__worker_start(cnd_worker_t *w, cnd_conf_t *conf);
+/* The three parts of a worker's thread, for a worker run on a thread of
+ * its own choosing (tests/unit/vloop.c runs one on the test's thread):
+ * set up the loop, the view of @conf and the listeners of w->socks (0,
+ * or -1 with the reason in w->start_err); begin the graceful stop (the
+ * loop ends once it is done); after the loop has ended, free what is
+ * left.  w->id and w->opts are set before. */
+int cnd__worker_setup(cnd_worker_t *w, cnd_conf_t *conf);
+void cnd__worker_stop(cnd_worker_t *w);
+void cnd__worker_teardown(cnd_worker_t *w);
 /* Ring the doorbell of @w with a CND_MSG_* bit.  Any thread. */
 void cnd__worker_post(cnd_worker_t *w, unsigned msg);
 /* Run @fn(@w, @arg) on the thread of @w and wait until it returned.

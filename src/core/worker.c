@@ -406,8 +406,8 @@ worker_grace_cb(uv_timer_t *t)
 }
 
 
-static void
-worker_begin_stop(cnd_worker_t *w)
+void
+cnd__worker_stop(cnd_worker_t *w)
 {
     if (w->stopping) {
         return;
@@ -439,13 +439,11 @@ worker_async_cb(uv_async_t *h)
         uv_sem_post(&w->call_done);
     }
     if (msgs & CND_MSG_STOP) {
-        worker_begin_stop(w);
+        cnd__worker_stop(w);
     }
 }
 
 
-/* Before the loop sleeps and after each round of I/O: send the queued
- * UDP answers in one sendmmsg per socket. */
 /* Before the loop sleeps: the turn's answers out, and the request list
  * gauge set once (not for every request). */
 static void
@@ -466,8 +464,8 @@ worker_check_cb(uv_check_t *h)
 
 /* ---- thread ----------------------------------------------------------- */
 
-static int
-worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
+int
+cnd__worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
 {
     w->deadline_ms = CND_REQ_DEADLINE_MS;
     w->inflight.next = w->inflight.prev = &w->inflight;
@@ -527,6 +525,20 @@ worker_setup(cnd_worker_t *w, cnd_conf_t *conf)
 }
 
 
+void
+cnd__worker_teardown(cnd_worker_t *w)
+{
+    /* Every handle is closed: the loop is empty. */
+    uv_loop_close(&w->loop);
+    knot_pkt_free(w->scratch);
+    free(w->rx_buf);
+    free(w->ls);
+    w->scratch = NULL;
+    w->rx_buf = NULL;
+    w->ls = NULL;
+}
+
+
 static void
 worker_main(void *arg)
 {
@@ -536,7 +548,7 @@ worker_main(void *arg)
     prctl(PR_SET_NAME, name, 0, 0, 0);
     cnd_conf_t *conf = w->start_conf;
     w->start_conf = NULL;
-    w->start_rc = worker_setup(w, conf);
+    w->start_rc = cnd__worker_setup(w, conf);
     cnd_conf_unref(conf);
     uv_sem_post(&w->started);
     if (w->start_rc != 0) {
@@ -544,11 +556,7 @@ worker_main(void *arg)
         return;
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
-    /* Every handle is closed: the loop is empty. */
-    uv_loop_close(&w->loop);
-    knot_pkt_free(w->scratch);
-    free(w->rx_buf);
-    free(w->ls);
+    cnd__worker_teardown(w);
     atomic_store(&w->exited, true);
     /* Counters outlive the loop: a scrape may still run.  The store is
      * freed (and taken off the list) with the process. */

@@ -388,17 +388,22 @@ reply(int fd, const cnd_loop_conf_t *lc, uint16_t id, bool junk)
 }
 
 
-/* Tick until the phase leaves CND_LOOP_WAIT (a second at most). */
+/* Wait until the probe's socket has what reply() sent (a second at
+ * most): the event the next tick reads. */
+static void
+wait_reply(const cnd_loop_conf_t *lc)
+{
+    struct pollfd p = {.fd = lc->st->fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 1000), 1);
+}
+
+
+/* The reply is there: the tick takes it and the check settles. */
 static void
 tick_until_settled(cnd_conf_t *cf, cnd_inst_t *inst)
 {
-    const cnd_loop_conf_t *lc = inst->conf;
-    for (int i = 0; i < 100 && lc->st->phase == CND_LOOP_WAIT; i++) {
-        tick(cf, inst);
-        if (lc->st->phase == CND_LOOP_WAIT) {
-            usleep(10000);
-        }
-    }
+    wait_reply(inst->conf);
+    tick(cf, inst);
 }
 
 
@@ -423,7 +428,7 @@ test_probe_answered(void **state)
     assert_int_equal(st->phase, CND_LOOP_WAIT);
 
     reply(fd, lc, (uint16_t)(id + 1), false);
-    usleep(20000);
+    wait_reply(lc);
     tick(cf, inst);
     assert_int_equal(st->phase, CND_LOOP_WAIT);
     assert_false(atomic_load(&st->off));
@@ -507,7 +512,7 @@ test_probe_late_reply(void **state)
         assert_int_equal(inst->plugin->start(cf, inst), 0);
         uint16_t id = check_probe(fd, lc);
         reply(fd, lc, id, false);
-        usleep(20000);
+        wait_reply(lc);
         /* The job runs 2.1 s after the send... */
         st->sent_ns -= CND_LOOP_TIMEOUT_NS + 100000000ULL;
         if (late) {
