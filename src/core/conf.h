@@ -28,7 +28,8 @@
 #include "util/addr.h"
 #include "util/arena.h"
 
-/* Process settings from the command line: the same for every snapshot. */
+/* Process settings from the command line: the same for every snapshot.
+ * Process lifetime, set before the first load and read-only after. */
 typedef struct cnd_opts_s {
     const char *conf_file;  /* -conf, or NULL                     */
     uint16_t dns_port;      /* -dns.port: default port of dns://  */
@@ -38,7 +39,7 @@ typedef struct cnd_opts_s {
     const char *ctl_path;   /* -ctl: control socket, NULL default */
 } cnd_opts_t;
 
-/* One server block.  Keys share the one chain. */
+/* One server block.  Keys share the one chain.  Config lifetime. */
 struct cnd_server_s {
     cnd_conf_t *conf;
     unsigned index;
@@ -58,7 +59,7 @@ struct cnd_server_s {
 };
 
 /* One address:port the snapshot listens on, UDP and TCP, and the zones
- * routed there (longest match wins). */
+ * routed there (longest match wins).  Config lifetime. */
 typedef struct cnd_listen_s {
     struct sockaddr_storage addr; /* port set                      */
     socklen_t addrlen;

@@ -41,7 +41,7 @@
 
 typedef struct cnd_wlisten_s cnd_wlisten_t;
 
-/* A UDP listening socket of one worker. */
+/* A UDP listening socket of one worker.  Worker lifetime. */
 typedef struct cnd_udp_s {
     uv_poll_t poll;
     int fd;
@@ -54,7 +54,7 @@ typedef struct cnd_udp_s {
     const cnd_listen_t *listen; /* of the current snapshot       */
 } cnd_udp_t;
 
-/* A TCP listening socket of one worker. */
+/* A TCP listening socket of one worker.  Worker lifetime. */
 typedef struct cnd_tcpl_s {
     uv_tcp_t tcp;
     cnd_worker_t *w;
@@ -113,7 +113,8 @@ typedef enum {
 typedef void (*cnd_call_fn)(cnd_worker_t *w, void *arg);
 
 /* Sockets of one listen address for one worker, made by the main thread
- * (so bind errors are reported before anything runs). */
+ * (so bind errors are reported before anything runs) and handed to the
+ * worker, which owns them from its setup on. */
 typedef struct cnd_wsock_s {
     int udp_fd, tcp_fd;
     bool wildcard;

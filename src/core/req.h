@@ -242,7 +242,7 @@ uint16_t cnd_req_rcode(const cnd_req_t *r);
  * call that parked it; never after cancel(). */
 void cnd_req_resume(cnd_req_t *r, cnd_rc_t rc);
 
-/* A question for an internal request. */
+/* A question for an internal request.  The caller's; copied by the spawn. */
 typedef struct cnd_question_s {
     const knot_dname_t *qname;
     uint16_t qtype, qclass;

@@ -18,6 +18,7 @@
 
 #define BIND_MAX 64
 
+/* The addresses of one bind line while parse() collects them (stack). */
 typedef struct {
     struct sockaddr_storage addr[BIND_MAX];
     size_t n;

@@ -108,7 +108,7 @@ struct cache_refresh_s {
     uint16_t cause_code;
 };
 
-/* What a lookup found. */
+/* What a lookup found (request lifetime: wire is in the request arena). */
 enum { CACHE_NONE = 0, CACHE_FRESH, CACHE_STALE };
 
 typedef struct {

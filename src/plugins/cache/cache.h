@@ -85,7 +85,7 @@ typedef struct cache_store_s {
     bool ready; /* shards initialised                */
 } cache_store_t;
 
-/* Zones (lowercase wire) a setting applies to. */
+/* Zones (lowercase wire) a setting applies to.  Config lifetime. */
 typedef struct cache_zones_s {
     const knot_dname_t **v;
     size_t n;
@@ -97,6 +97,9 @@ typedef enum {
     CACHE_STALE_VERIFY     /* refresh first, stale on failure   */
 } cache_stale_mode_t;
 
+/* The config of one cache line.  Config lifetime (immutable after init()),
+ * except the two stores it points to, which are snapshot-shared mutable
+ * state (cache_store_t). */
 typedef struct cache_conf_s {
     cache_zones_t zones;    /* names served from the cache       */
     uint32_t pcap, ncap;    /* capacities (entries)              */
@@ -118,7 +121,8 @@ typedef struct cache_conf_s {
     char zones_label[256];
 } cache_conf_t;
 
-/* Per worker: metric series and the refreshes it runs. */
+/* Per worker: metric series and the refreshes it runs.  Worker lifetime
+ * (worker_init() to worker_fini(), on that worker's thread; no locks). */
 typedef struct cache_refresh_s cache_refresh_t;
 typedef struct cache_worker_s {
     cnd_series_t *hits[2], *misses, *requests, *prefetch, *drops, *stale;
@@ -214,7 +218,7 @@ void cache_prefetch_hook(cnd_req_t *r, cnd_inst_t *self, int step);
 void cache_response(cnd_req_t *r, cnd_inst_t *self);
 void cache_cancel(cnd_req_t *r, cnd_inst_t *self);
 
-/* The request state of the cache. */
+/* The request state of the cache.  Request lifetime. */
 typedef struct cache_ctx_s {
     uint8_t *key; /* CACHE_KEY_MAX bytes in the request arena: not
                      in the context, which is zeroed for every query */

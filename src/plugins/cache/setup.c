@@ -63,6 +63,7 @@ cache_secs(cnd_disp_t *d, const char *s, uint32_t *out, const char *what)
 }
 
 
+/* Zones collected from arguments (cnd_zone_expand's callback). */
 typedef struct {
     cnd_conf_t *cf;
     cache_zones_t *z;

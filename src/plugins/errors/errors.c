@@ -42,6 +42,8 @@ typedef struct {
     atomic_uint count; /* matches in the current window    */
 } errors_pattern_t;
 
+/* The plugin's config.  Config lifetime; only the patterns' counts change
+ * (atomics). */
 typedef struct {
     errors_pattern_t pats[ERRORS_MAX_PATTERNS];
     size_t npats;

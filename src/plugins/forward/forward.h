@@ -45,8 +45,9 @@ typedef enum {
     FWD_TLS,
 } fwd_proto_t;
 
-/* One upstream.  Config lifetime; the health fields are shared by every
- * worker and only touched with atomics. */
+/* One upstream.  Config lifetime for its address and settings; its health
+ * fields are snapshot-shared mutable state, written by every worker of the
+ * snapshot (and health checks) and only touched with atomics. */
 typedef struct fwd_upstream_s {
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -189,7 +190,7 @@ struct fwd_worker_s {
     bool closing;
 };
 
-/* Per upstream on one worker. */
+/* Per upstream on one worker.  Worker lifetime. */
 struct fwd_wup_s {
     fwd_conn_t *idle; /* idle connections, newest first  */
     unsigned nidle;

@@ -28,6 +28,9 @@
 #define HEALTH_RTO_INITIAL_NS (1000LL * 1000 * 1000)
 #define HEALTH_RTO_MIN_NS     (300LL * 1000 * 1000)
 
+/* The health check of one upstream on the worker that runs it.  Worker
+ * lifetime; what a check learns goes to the upstream's shared health
+ * fields (atomics, fwd_upstream_t). */
 typedef struct fwd_health_s {
     fwd_worker_t *fw;
     fwd_upstream_t *up;

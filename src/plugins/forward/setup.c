@@ -82,9 +82,8 @@ fwd_add_upstream(cnd_disp_t *d, fwd_conf_t *c,
 }
 
 
-/* The nameserver lines of a resolv.conf file.  Returns 0 (possibly
- * none), 1 when @path is not a readable file, -1 on a reported error. */
-/* Reading a resolv.conf given as TO (cnd_resolv_conf_read's callback). */
+/* Reading a resolv.conf given as TO (cnd_resolv_conf_read's callback).
+ * Stack, for one parse(). */
 typedef struct {
     cnd_disp_t *d;
     fwd_conf_t *c;

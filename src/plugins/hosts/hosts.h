@@ -73,7 +73,8 @@ typedef struct cnd_hosts_ptr_s {
 } cnd_hosts_ptr_t;
 
 /* One version of the data: the file's records and the inline ones,
- * sorted for binary search.  Starts with its reference count; plain
+ * sorted for binary search.  Snapshot-shared, read-only once published
+ * (core/shared.h swaps it whole).  Starts with its reference count; plain
  * memory, so whichever thread drops the last reference frees it. */
 typedef struct cnd_hosts_table_s {
     cnd_ref_t ref;

@@ -73,6 +73,7 @@ typedef struct {
     size_t len;
 } log_piece_t;
 
+/* One log line of the Corefile.  Config lifetime, like its pieces. */
 typedef struct {
     const knot_dname_t *scope;
     log_piece_t *pieces;
@@ -80,6 +81,7 @@ typedef struct {
     unsigned classes;
 } log_rule_t;
 
+/* The plugin's config.  Config lifetime. */
 typedef struct {
     log_rule_t rules[LOG_MAX_RULES];
     size_t nrules;

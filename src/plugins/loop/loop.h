@@ -37,9 +37,9 @@ typedef enum {
     CND_LOOP_DONE      /* a reply came, or the window is over  */
 } cnd_loop_phase_t;
 
-/* The probe's mutable state: malloc'd in init(), freed in fini().  off and
- * seen are shared with the workers (atomics); the rest is the main
- * thread's. */
+/* The probe's mutable state: snapshot-shared, malloc'd in init(), freed
+ * in fini().  off and seen are shared with the workers (atomics); the rest
+ * is the main thread's. */
 typedef struct cnd_loop_state_s {
     atomic_bool off;        /* the check is over: pass all on */
     atomic_uint seen;       /* sightings since this try began */

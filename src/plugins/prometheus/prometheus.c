@@ -121,6 +121,7 @@ static const cnd_mfamily_t prom_m_enabled = {
     NULL,
     0};
 
+/* The plugin's config.  Config lifetime. */
 typedef struct {
     const char *addr; /* the /metrics endpoint, "host:port" */
     /* The server label of each listen address of the block: one per bind,
@@ -134,7 +135,8 @@ typedef struct {
     size_t nbinds;
 } prom_conf_t;
 
-/* The series of one (zone, server) on one worker, made on first use. */
+/* The series of one (zone, server) on one worker, made on first use.
+ * Worker lifetime, as is prom_worker_t. */
 typedef struct {
     cnd_series_t *req[PROM_NTYPES][2][2]; /* type, tcp, IPv6 */
     cnd_series_t *do_req, *duration;
