@@ -90,6 +90,7 @@ $(BUILD)/obj/gen/plugins.o: $(BUILD)/gen/plugins.c
 # and with tests/unit/vloop.c (a server on virtual time; its clock is off
 # until a test turns it on).
 UNIT_LIB_OBJ := $(BUILD)/obj/tests/unit/vloop.o
+.SECONDARY: $(UNIT_LIB_OBJ)
 vpath test_%.c tests/unit $(wildcard src/plugins/*)
 vpath %_test.c $(wildcard src/plugins/*)
 $(BUILD)/unit/%: %.c $(LIB_OBJ) $(UNIT_LIB_OBJ)

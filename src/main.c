@@ -146,10 +146,10 @@ main_parse_flags(int argc, char **argv, main_flags_t *mf)
         bool bad =
             *value == '\0' || *end != '\0' || errno != 0 || *value == '-';
         if (fl->kind == FLAG_PORT) {
-            if (bad || n == 0 || n > 65535) {
+            if (bad || n > 65535) { /* 0: one the kernel picks */
                 fprintf(stderr,
                         "invalid value \"%s\" for flag -%s: a port "
-                        "number 1-65535\n",
+                        "number 0-65535\n",
                         value, name);
                 return 2;
             }

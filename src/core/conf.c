@@ -158,6 +158,7 @@ conf_parse_key(cnd_conf_t *cf, cnd_server_t *srv, const cnd_token_t *key,
     char host[512];
     snprintf(host, sizeof(host), "%s", s);
     uint16_t port = cf->opts->dns_port;
+    int rc0;
     char *colon = strrchr(host, ':');
     if (colon != NULL && colon[1] == '\0') {
         return conf_errf(cf, key->file, key->line,
@@ -174,6 +175,11 @@ conf_parse_key(cnd_conf_t *cf, cnd_server_t *srv, const cnd_token_t *key,
             port = (uint16_t)p;
             *colon = '\0';
         }
+    }
+    if (port == 0 && (rc0 = cnd_port_zero(&port)) != 0) {
+        return conf_errf(cf, key->file, key->line,
+                         "port 0 in \"%s\": no port to pick: %s", s,
+                         strerror(-rc0));
     }
     if (strlen(host) > 255) {
         return conf_errf(cf, key->file, key->line,

@@ -124,6 +124,23 @@ cnd_conf_t *cnd_conf_load(const cnd_opts_t *opts, const char *file,
                           const char *text, size_t len, char *err,
                           size_t errlen);
 
+/* Port 0 (".:0", "-dns.port 0"): one port the kernel picks, the same for
+ * every key and every reload of the process, so that a test can start a
+ * server without guessing a free port and read the real one from the
+ * banner.  The first call picks it and holds it (a UDP and a TCP socket
+ * on 0.0.0.0 with SO_REUSEPORT) until cnd_port_zero_release(), which the
+ * server calls once its own sockets are bound.  0 or a negative errno;
+ * main thread (process lifetime). */
+int cnd_port_zero(uint16_t *port);
+void cnd_port_zero_release(void);
+/* Is @port the one port 0 stands for? */
+bool cnd_port_zero_is(uint16_t port);
+/* Take @port as the one port 0 stands for, unreserved: doctor, for the
+ * port of the server it examines ("# port 0: N" in `ctl config`). */
+void cnd_port_zero_set(uint16_t port);
+/* The port 0 stands for, or 0 when no key has used it. */
+uint16_t cnd_port_zero_get(void);
+
 /* Reference counting; the last unref runs every fini() and frees it.  Any
  * thread. */
 void cnd_conf_ref(cnd_conf_t *cf);

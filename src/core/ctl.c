@@ -279,7 +279,12 @@ ctl_config(cnd_ctl_t *ctl, int argc, char **argv)
         return cnd_ctl_error(ctl, "config takes no arguments");
     }
     const cnd_conf_t *cf = cnd_server_conf();
-    cnd_ctl_printf(ctl, "# %s\n%s", cf->file, cf->text);
+    cnd_ctl_printf(ctl, "# %s\n", cf->file);
+    if (cnd_port_zero_get() != 0) {
+        /* what ":0" in the text stands for (doctor reads it) */
+        cnd_ctl_printf(ctl, "# port 0: %u\n", cnd_port_zero_get());
+    }
+    cnd_ctl_printf(ctl, "%s", cf->text);
     if (cf->text[0] != '\0' && cf->text[strlen(cf->text) - 1] != '\n') {
         cnd_ctl_printf(ctl, "\n");
     }

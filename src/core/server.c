@@ -149,6 +149,83 @@ server_socket(const cnd_listen_t *l, int type, bool reuseport, char *err,
 }
 
 
+/* The port 0 stands for, and the sockets that hold it until the server's
+ * own are bound.  Process lifetime, main thread. */
+static uint16_t port_zero;
+static int port_zero_fd[2] = {-1, -1};
+
+
+int
+cnd_port_zero(uint16_t *port)
+{
+    if (port_zero != 0) {
+        *port = port_zero;
+        return 0;
+    }
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    int e = EADDRINUSE;
+    /* The kernel picks a UDP port; the TCP one of the same number may be
+     * taken, so try a few. */
+    for (int tries = 0; tries < 32 && port_zero == 0; tries++) {
+        int fd[2];
+        int one = 1;
+        fd[0] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        fd[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        socklen_t len = sizeof(sin);
+        sin.sin_port = 0;
+        if (fd[0] < 0 || fd[1] < 0 ||
+            setsockopt(fd[0], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+            setsockopt(fd[1], SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+            bind(fd[0], (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+            getsockname(fd[0], (struct sockaddr *)&sin, &len) != 0 ||
+            bind(fd[1], (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+            e = errno;
+            close(fd[0]); /* close(-1) is harmless */
+            close(fd[1]);
+            continue;
+        }
+        port_zero = ntohs(sin.sin_port);
+        port_zero_fd[0] = fd[0];
+        port_zero_fd[1] = fd[1];
+    }
+    *port = port_zero;
+    return port_zero != 0 ? 0 : -e;
+}
+
+
+void
+cnd_port_zero_release(void)
+{
+    for (int i = 0; i < 2; i++) {
+        if (port_zero_fd[i] >= 0) {
+            close(port_zero_fd[i]);
+            port_zero_fd[i] = -1;
+        }
+    }
+}
+
+
+bool
+cnd_port_zero_is(uint16_t port)
+{
+    return port != 0 && port == port_zero;
+}
+
+
+void
+cnd_port_zero_set(uint16_t port)
+{
+    port_zero = port;
+}
+
+
+uint16_t
+cnd_port_zero_get(void)
+{
+    return port_zero;
+}
+
+
 static bool
 server_listens_on(const cnd_conf_t *cf, const char *name)
 {
@@ -219,7 +296,11 @@ server_bind(server_t *s, const cnd_conf_t *cf, const cnd_conf_t *old, char *err,
         }
         for (int t = 0; t < 2; t++) {
             int type = t == 0 ? SOCK_DGRAM : SOCK_STREAM;
-            /* Probe without SO_REUSEPORT: fails if anyone holds it. */
+            /* Probe without SO_REUSEPORT: fails if anyone holds it (the
+             * port 0 stands for is held by its reservation). */
+            if (cnd_port_zero_is(cnd_addr_port(&l->addr))) {
+                break;
+            }
             int probe = server_socket(l, type, false, err, errlen);
             if (probe < 0) {
                 server_socks_close(s, cf->nlistens);
@@ -245,6 +326,9 @@ server_bind(server_t *s, const cnd_conf_t *cf, const cnd_conf_t *old, char *err,
             }
         }
     }
+    /* Our own sockets hold the port now; a reservation left in the group
+     * of a wildcard listener would take a share of its queries. */
+    cnd_port_zero_release();
     return 0;
 }
 

@@ -388,6 +388,14 @@ doc_load_conf(doc_t *d)
             if (strncmp(cfg, "# ", 2) == 0 && nl != NULL) {
                 snprintf(path, sizeof(path), "%.*s", (int)(nl - cfg - 2),
                          cfg + 2);
+                unsigned p0;
+                char *nl2 = strchr(nl + 1, '\n');
+                if (nl2 != NULL && sscanf(nl + 1, "# port 0: %u", &p0) == 1 &&
+                    p0 > 0 && p0 <= 65535) {
+                    /* the server's ":0" is its one kernel-picked port */
+                    cnd_port_zero_set((uint16_t)p0);
+                    nl = nl2;
+                }
                 text = strdup(nl + 1);
                 len = text != NULL ? strlen(text) : 0;
                 file = path;

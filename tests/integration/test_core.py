@@ -189,6 +189,35 @@ def test_whoami_udp_tcp(candor):
         assert str(r.question[0].name) == "Who.Example."
 
 
+def test_port_zero_is_one_kernel_pick(candor):
+    """.:0 and -dns.port 0: one port the kernel picks for every key, shown
+    in the banner and kept across a reload."""
+    s = candor(""".:@PORT@ {
+    bind @ADDR@
+    whoami
+}
+example.:@PORT@ {
+    bind @ADDR@
+    whoami
+}
+other. {
+    bind @ADDR@
+    whoami
+}
+""", args=["-dns.port", "0"])
+    assert s._port_text == "0" and 32768 <= s.port <= 65535
+    banner = [l for l in s.log() if l.endswith(" on " + s.addr)]
+    assert banner == ["%s:%d on %s" % (z, s.port, s.addr)
+                      for z in (".", "example.", "other.")]
+    for tcp in (False, True):
+        assert s.query("a.example.", tcp=tcp).rcode() == dns.rcode.NOERROR
+    with open(s.conf, "a") as f:
+        f.write("\n# changed\n")
+    s.send_signal(signal.SIGUSR1)
+    s.wait_log(lambda l: l == "[INFO] Reloading complete")
+    assert s.query("a.other.").rcode() == dns.rcode.NOERROR
+
+
 def test_ipv6_listener(candor):
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as t:

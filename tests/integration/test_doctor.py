@@ -283,7 +283,10 @@ def test_conf_file_without_ctl(candor, upstream, tmp_path):
     """No control socket: the Corefile is read from -conf, the server from
     its listen address."""
     u = upstream("answer")
-    s = candor(fwd("%s:%d" % (u.addr, u.port)), args=["-ctl", "off"])
+    # a port of its own: without a control socket, doctor cannot learn
+    # what a Corefile's ":0" stood for
+    s = candor(fwd("%s:%d" % (u.addr, u.port)), args=["-ctl", "off"],
+               port=free_port())
     out = doctor(None, "www.example.com", "-ctl", str(tmp_path / "none"),
                  conf=s.conf)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -451,7 +451,7 @@ def test_loop_warnings(candor, tmp_path):
     line = s.wait_log(lambda l: "127.0.0.53:53" in l)
     assert line.startswith("[WARNING] plugin/forward: ")
     assert "loop" in line and str(resolv) in line
-    s2 = candor(corefile(["@ADDR@:@PORT@"]))
+    s2 = candor(corefile(["@ADDR@:@PORT@"]), port=free_port())
     line = s2.wait_log(lambda l: "own listener" in l)
     assert line.startswith("[WARNING] plugin/forward: ")
     assert "%s:%d" % (s2.addr, s2.port) in line
@@ -552,7 +552,7 @@ def test_max_concurrent_rejects_counted(candor, upstream):
 
 def test_metrics_port_in_use(candor, tmp_path):
     s = candor(".:@PORT@ {\n bind @ADDR@\n prometheus @ADDR@:@PORT@\n whoami\n}\n",
-               wait=False)
+               port=free_port(), wait=False)
     assert s.proc.wait(timeout=10) == 1
     s.join()
     assert any("plugin/prometheus" in l and "address already in use" in l

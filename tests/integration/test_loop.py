@@ -53,7 +53,7 @@ def test_forward_to_itself(candor):
     loop
     forward . @ADDR@:@PORT@
 }
-""", wait=False)
+""", port=free_port(), wait=False)  # a port the forward line can name
     rc, took = wait_exit(s)
     assert rc == 1
     assert took < 5

@@ -191,8 +191,8 @@ def test_shared_sockets_follow_reloads(candor):
                preexec_fn=pinned({min(os.sched_getaffinity(0))}))
     old = s.port
     s.port = free_port(s.addr)
-    with open(s.conf, "w") as f:
-        f.write(s.subst(BASIC))
+    with open(s.conf, "w") as f:  # the new port, not the ":0" of subst()
+        f.write(BASIC.replace("@ADDR@", s.addr).replace("@PORT@", str(s.port)))
     s.send_signal(signal.SIGUSR1)
     s.wait_log(lambda l: l == "[INFO] Reloading complete")
     assert s.query("example.org").rcode() == 0
