@@ -685,7 +685,7 @@ vl_build(vl_reply_t *rp, const vl_act_t *act, const uint8_t *qw, size_t qlen)
             knot_rrset_t *rr =
                 knot_rrset_new(knot_pkt_qname(q), KNOT_RRTYPE_A, KNOT_CLASS_IN,
                                act->ttl ? act->ttl : 300, NULL);
-            const uint8_t ip[4] = {192, 0, 2, 1};
+            const uint8_t ip[4] = {127, 0, 0, 53}; /* data only */
             knot_rrset_add_rdata(rr, ip, 4, NULL);
             knot_pkt_begin(a, KNOT_ANSWER);
             knot_pkt_put(a, 0, rr, KNOT_PF_FREE);

@@ -119,7 +119,7 @@ bool vl_wait(vl_server_t *s, int q, uint64_t max_ms, vl_answer_t *ans);
 /* ---- scripted upstreams ---------------------------------------------- */
 
 typedef enum {
-    VL_ANSWER = 0, /* NOERROR, one A record (192.0.2.1)   */
+    VL_ANSWER = 0, /* NOERROR, one A record (127.0.0.53)  */
     VL_DROP,       /* no reply at all                      */
     VL_TC,         /* an empty answer with TC set          */
     VL_RCODE,      /* an empty answer with .rcode          */

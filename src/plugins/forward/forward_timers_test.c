@@ -29,6 +29,25 @@ setup_clock(void)
 }
 
 
+/* A server whose forward line goes to upstream @a on 127.0.0.2 (and @b on
+ * 127.0.0.3 when not NULL), with @opts (NULL: none) as its block. */
+static vl_server_t *
+forward_to(vl_upstream_t **a, vl_upstream_t **b, const char *opts)
+{
+    vl_server_t *s = vl_server_start(".:53 {\n whoami\n}");
+    *a = vl_upstream(s, "127.0.0.2");
+    if (b != NULL) {
+        *b = vl_upstream(s, "127.0.0.3");
+    }
+    assert_int_equal(
+        vl_server_reload(
+            s, ".:53 {\n forward . %s %s {\n%s\n }\n}", vl_upstream_addr(*a),
+            b != NULL ? vl_upstream_addr(*b) : "", opts != NULL ? opts : ""),
+        0);
+    return s;
+}
+
+
 /* The first upstream is silent: at its RTO (1 s before any RTT is known)
  * the query goes on to the second, whose answer the client gets. */
 static void
@@ -36,14 +55,8 @@ test_rto_sends_on(void **state)
 {
     (void)state;
     setup_clock();
-    vl_server_t *s = vl_server_start(".:53 {\n whoami\n}");
-    vl_upstream_t *a = vl_upstream(s, "127.0.0.2");
-    vl_upstream_t *b = vl_upstream(s, "127.0.0.3");
-    assert_int_equal(vl_server_reload(s,
-                                      ".:53 {\n forward . %s %s {\n"
-                                      "  policy sequential\n }\n}",
-                                      vl_upstream_addr(a), vl_upstream_addr(b)),
-                     0);
+    vl_upstream_t *a, *b;
+    vl_server_t *s = forward_to(&a, &b, "  policy sequential");
     const vl_act_t drop = {.kind = VL_DROP};
     vl_upstream_script(a, &drop, 1);
     uint64_t t0 = vl_now_ms();
@@ -68,17 +81,11 @@ test_all_silent(void **state)
 {
     (void)state;
     setup_clock();
-    vl_server_t *s = vl_server_start(".:53 {\n whoami\n}");
-    vl_upstream_t *a = vl_upstream(s, "127.0.0.2");
-    vl_upstream_t *b = vl_upstream(s, "127.0.0.3");
+    vl_upstream_t *a, *b;
     const vl_act_t drop = {.kind = VL_DROP};
+    vl_server_t *s = forward_to(&a, &b, "  policy sequential");
     vl_upstream_script(a, &drop, 1);
     vl_upstream_script(b, &drop, 1);
-    assert_int_equal(vl_server_reload(s,
-                                      ".:53 {\n forward . %s %s {\n"
-                                      "  policy sequential\n }\n}",
-                                      vl_upstream_addr(a), vl_upstream_addr(b)),
-                     0);
     uint64_t t0 = vl_now_ms();
     vl_answer_t ans;
     assert_true(vl_ask(s, "a.example.", KNOT_RRTYPE_A, VL_EDNS, 10000, &ans));
@@ -118,13 +125,10 @@ test_tc_retries_over_tcp(void **state)
 {
     (void)state;
     setup_clock();
-    vl_server_t *s = vl_server_start(".:53 {\n whoami\n}");
-    vl_upstream_t *a = vl_upstream(s, "127.0.0.2");
+    vl_upstream_t *a;
     const vl_act_t acts[] = {{.kind = VL_TC}, {.kind = VL_ANSWER}};
+    vl_server_t *s = forward_to(&a, NULL, NULL);
     vl_upstream_script(a, acts, 2);
-    assert_int_equal(
-        vl_server_reload(s, ".:53 {\n forward . %s\n}", vl_upstream_addr(a)),
-        0);
     vl_answer_t ans;
     assert_true(vl_ask(s, "big.example.", KNOT_RRTYPE_A, 0, 10000, &ans));
     assert_int_equal(ans.rcode, KNOT_RCODE_NOERROR);
@@ -146,13 +150,10 @@ test_wrong_id_ignored(void **state)
 {
     (void)state;
     setup_clock();
-    vl_server_t *s = vl_server_start(".:53 {\n whoami\n}");
-    vl_upstream_t *a = vl_upstream(s, "127.0.0.2");
+    vl_upstream_t *a;
     const vl_act_t acts[] = {{.kind = VL_WRONG_ID}, {.kind = VL_ANSWER}};
+    vl_server_t *s = forward_to(&a, NULL, NULL);
     vl_upstream_script(a, acts, 2);
-    assert_int_equal(
-        vl_server_reload(s, ".:53 {\n forward . %s\n}", vl_upstream_addr(a)),
-        0);
     uint64_t t0 = vl_now_ms();
     vl_answer_t ans;
     assert_true(vl_ask(s, "a.example.", KNOT_RRTYPE_A, 0, 10000, &ans));
@@ -173,17 +174,12 @@ test_failover_and_back(void **state)
 {
     (void)state;
     setup_clock();
-    vl_server_t *s = vl_server_start(".:53 {\n whoami\n}");
-    vl_upstream_t *a = vl_upstream(s, "127.0.0.2");
-    vl_upstream_t *b = vl_upstream(s, "127.0.0.3");
+    vl_upstream_t *a, *b;
     const vl_act_t drop = {.kind = VL_DROP};
+    vl_server_t *s = forward_to(&a, &b,
+                                "  policy sequential\n  max_fails 1\n"
+                                "  health_check 500ms");
     vl_upstream_script(a, &drop, 1);
-    assert_int_equal(vl_server_reload(s,
-                                      ".:53 {\n forward . %s %s {\n"
-                                      "  policy sequential\n  max_fails 1\n"
-                                      "  health_check 500ms\n }\n}",
-                                      vl_upstream_addr(a), vl_upstream_addr(b)),
-                     0);
     uint64_t t0 = vl_now_ms();
     vl_answer_t ans;
     assert_true(vl_ask(s, "one.example.", KNOT_RRTYPE_A, 0, 10000, &ans));
@@ -223,15 +219,10 @@ test_deadline_cancels_parked(void **state)
 {
     (void)state;
     setup_clock();
-    vl_server_t *s = vl_server_start(".:53 {\n whoami\n}");
-    vl_upstream_t *a = vl_upstream(s, "127.0.0.2");
+    vl_upstream_t *a;
     const vl_act_t slow = {.kind = VL_ANSWER, .delay_ms = 1500};
+    vl_server_t *s = forward_to(&a, NULL, "  max_fails 0");
     vl_upstream_script(a, &slow, 1);
-    assert_int_equal(vl_server_reload(s,
-                                      ".:53 {\n forward . %s {\n"
-                                      "  max_fails 0\n }\n}",
-                                      vl_upstream_addr(a)),
-                     0);
     vl_server_set_deadline(s, 700);
     uint64_t t0 = vl_now_ms();
     vl_answer_t ans;
@@ -259,14 +250,11 @@ test_reload_while_parked(void **state)
 {
     (void)state;
     setup_clock();
-    vl_server_t *s = vl_server_start(".:53 {\n whoami\n}");
-    vl_upstream_t *a = vl_upstream(s, "127.0.0.2");
-    vl_upstream_t *b = vl_upstream(s, "127.0.0.3");
+    vl_upstream_t *a;
     const vl_act_t slow = {.kind = VL_ANSWER, .delay_ms = 800};
+    vl_server_t *s = forward_to(&a, NULL, NULL);
+    vl_upstream_t *b = vl_upstream(s, "127.0.0.3"); /* the reload's */
     vl_upstream_script(a, &slow, 1);
-    assert_int_equal(
-        vl_server_reload(s, ".:53 {\n forward . %s\n}", vl_upstream_addr(a)),
-        0);
     uint64_t t0 = vl_now_ms();
     int q1 = vl_send(s, "old.example.", KNOT_RRTYPE_A, 0);
     vl_run_for(s, 100);
@@ -297,13 +285,10 @@ test_stop_while_parked(void **state)
 {
     (void)state;
     setup_clock();
-    vl_server_t *s = vl_server_start(".:53 {\n whoami\n}");
-    vl_upstream_t *a = vl_upstream(s, "127.0.0.2");
+    vl_upstream_t *a;
     const vl_act_t drop = {.kind = VL_DROP};
+    vl_server_t *s = forward_to(&a, NULL, NULL);
     vl_upstream_script(a, &drop, 1);
-    assert_int_equal(
-        vl_server_reload(s, ".:53 {\n forward . %s\n}", vl_upstream_addr(a)),
-        0);
     vl_send(s, "parked.example.", KNOT_RRTYPE_A, 0);
     vl_run_for(s, 100);
     assert_int_equal(vl_server_inflight(s), 1);
